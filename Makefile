@@ -1,0 +1,31 @@
+# streamrec: the README's two commands are `make demo` and `make test`.
+# VENV may point at a shared environment (CI reuses one); TORCH_PINS are the builds that
+# install from this machine's disk; on other hardware set e.g. TORCH_PINS="torch torchvision".
+VENV ?= .venv
+PYTHON ?= python3
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.streamrec-installed
+
+.PHONY: install demo test system-deps clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e '.[test]' $(TORCH_PINS)
+	@touch $@
+
+demo: install
+	@scripts/demo-run $(VENV)
+
+system-deps:
+	@scripts/install-system-deps
+
+test: install system-deps
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

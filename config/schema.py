@@ -1,0 +1,175 @@
+"""The configuration schema: one pydantic model per TOML table, unknown keys refused."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from config.sources import SourceSpec, parse_source_spec
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+
+
+class StrictModel(BaseModel):
+    """Base for every config table: frozen, and unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DropPolicy(str, enum.Enum):
+    """What a camera's full queue does with a new frame."""
+
+    AUTO = "auto"
+    DROP_OLDEST = "drop_oldest"
+    BLOCK = "block"
+
+
+class CameraConfig(StrictModel):
+    """One camera: where frames come from and how they are queued."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,32}$", description="Camera id used in topics and heartbeats.")
+    source: str = Field(description="usb:N, /dev/videoN, rtsp://…, file:PATH or synthetic[:scene].")
+    queue_size: int = Field(2, ge=1, le=64, description="Frames buffered between capture and the worker.")
+    drop_policy: DropPolicy = Field(
+        DropPolicy.AUTO,
+        description="auto: drop_oldest for live or paced sources, block for unpaced files; block is refused for live cameras.",
+    )
+    pace: bool = Field(True, description="File and synthetic sources: deliver at the source's fps (false: as fast as consumed).")
+    loop: bool = Field(False, description="File sources: start again at the end instead of ending the run.")
+    width: Optional[int] = Field(None, ge=16, le=8192, description="Requested frame width (USB, synthetic).")
+    height: Optional[int] = Field(None, ge=16, le=8192, description="Requested frame height (USB, synthetic).")
+    fps: Optional[float] = Field(None, gt=0, le=240, description="Requested frame rate (USB, synthetic; files use their own).")
+    seed: int = Field(0, ge=0, description="Synthetic sources: random seed of the scene.")
+    open_timeout_s: float = Field(10.0, gt=0, le=120, description="Give up opening the camera after this long.")
+    read_timeout_s: float = Field(5.0, gt=0, le=120, description="No frame for this long counts as a dead camera.")
+    reconnect_initial_s: float = Field(0.5, gt=0, le=60, description="First retry delay after a camera fault.")
+    reconnect_max_s: float = Field(30.0, gt=0, le=600, description="Cap of the exponential retry delay.")
+
+    @field_validator("source")
+    @classmethod
+    def _valid_source(cls, value: str) -> str:
+        parse_source_spec(value)
+        return value
+
+    @property
+    def spec(self) -> SourceSpec:
+        """The parsed source spec."""
+        return parse_source_spec(self.source)
+
+    @property
+    def effective_drop_policy(self) -> DropPolicy:
+        """The drop policy with `auto` resolved for this source."""
+        if self.drop_policy is not DropPolicy.AUTO:
+            return self.drop_policy
+        paced_or_live = self.spec.kind.is_live or self.pace
+        return DropPolicy.DROP_OLDEST if paced_or_live else DropPolicy.BLOCK
+
+    @model_validator(mode="after")
+    def _live_sources_never_block(self) -> "CameraConfig":
+        if self.drop_policy is DropPolicy.BLOCK and self.spec.kind.is_live:
+            raise ValueError("drop_policy = block is only for file and synthetic sources: a live camera would build up lag")
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
+        return self
+
+
+class ModelConfig(StrictModel):
+    """Which classifier to run and how."""
+
+    spec: str = Field("resnet18", description="resnet18, a bundle path, onnx:FILE or torchscript:FILE.")
+    weights: Optional[Path] = Field(None, description="Explicit ResNet-18 weights file (else the torch hub cache).")
+    labels: Optional[Path] = Field(None, description="Labels file (one per line) for onnx: and torchscript: models.")
+    allow_download: bool = Field(False, description="May fetch the official ImageNet weights when they are missing.")
+    top_k: int = Field(3, ge=1, le=20, description="How many labels each result carries.")
+    threads: int = Field(0, ge=0, le=256, description="Torch intra-op threads; 0 = the CPUs this process may use.")
+    input_size: Optional[int] = Field(None, ge=32, le=1024, description="Square input size for onnx:/torchscript: models (224).")
+    mean: Optional[tuple[float, float, float]] = Field(None, description="RGB normalization mean for external models.")
+    std: Optional[tuple[Positive, Positive, Positive]] = Field(None, description="RGB normalization std for external models.")
+
+
+class BatchingConfig(StrictModel):
+    """How the worker groups frames into batches."""
+
+    max_batch: int = Field(8, ge=1, le=64, description="Most frames per model call.")
+    max_wait_ms: float = Field(10.0, ge=0, le=1000, description="Longest a frame waits for a batch to fill.")
+
+
+class PublisherConfig(StrictModel):
+    """The ZeroMQ PUB socket that POS processes subscribe to."""
+
+    endpoint: str = Field(DEFAULT_ENDPOINT, description="tcp://HOST:PORT or ipc://PATH to bind.")
+    heartbeat_interval_s: float = Field(0.5, ge=0.05, le=1.0, description="Heartbeat period (at most 1 s).")
+    send_hwm: int = Field(1000, ge=1, le=1_000_000, description="ZeroMQ send high-water mark per subscriber.")
+    queue_size: int = Field(256, ge=1, le=100_000, description="Results waiting for the publisher thread before dropping.")
+    linger_ms: int = Field(200, ge=0, le=5000, description="How long close() may wait for unsent messages.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _supported_transport(cls, value: str) -> str:
+        if not value.startswith(("tcp://", "ipc://")):
+            raise ValueError("endpoint must start with tcp:// or ipc://")
+        return value
+
+
+class OverlayConfig(StrictModel):
+    """The on-screen window per camera."""
+
+    enabled: bool = Field(True, description="Show windows when a display is available.")
+    window_title: str = Field("streamrec", min_length=1, max_length=64, description="Prefix of each window's title.")
+    max_fps: float = Field(30.0, gt=0, le=120, description="Cap on window refreshes per second.")
+    fullscreen: bool = Field(False, description="Fill the screen (kiosk displays).")
+
+
+class EventsConfig(StrictModel):
+    """The stable-item tracker behind item_present / item_removed."""
+
+    enter_frames: int = Field(5, ge=1, le=300, description="Consecutive top-1 frames before item_present.")
+    min_score: Fraction = Field(0.5, description="Score a frame needs to count towards item_present.")
+    exit_frames: int = Field(5, ge=1, le=300, description="Consecutive frames without the item before item_removed.")
+    exit_score: Fraction = Field(0.3, description="Below this the present item counts as gone (hysteresis).")
+    ignore_labels: tuple[str, ...] = Field((), description="Labels that never become items (e.g. an empty-lane class).")
+
+    @model_validator(mode="after")
+    def _hysteresis_order(self) -> "EventsConfig":
+        if self.exit_score > self.min_score:
+            raise ValueError("exit_score must not exceed min_score")
+        return self
+
+
+class FreshnessConfig(StrictModel):
+    """When a result is too old to trust."""
+
+    stale_after_ms: float = Field(500.0, gt=0, le=60_000, description="Results older than this are marked stale.")
+
+
+class LoggingConfig(StrictModel):
+    """Log output."""
+
+    level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
+
+
+class AppConfig(StrictModel):
+    """The whole streamrec configuration."""
+
+    cameras: list[CameraConfig] = Field(min_length=1, max_length=16, description="The cameras to read.")
+    model: ModelConfig = ModelConfig()
+    batching: BatchingConfig = BatchingConfig()
+    publisher: PublisherConfig = PublisherConfig()
+    overlay: OverlayConfig = OverlayConfig()
+    events: EventsConfig = EventsConfig()
+    freshness: FreshnessConfig = FreshnessConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [camera.id for camera in cameras]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"camera ids must be unique; repeated: {', '.join(duplicates)}")
+        return cameras

@@ -1,0 +1,36 @@
+"""The classifier interface the worker uses, and its torch implementation."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import torch
+
+from inference.preprocess import InputSpec
+
+
+class Classifier(Protocol):
+    """Maps a normalized NCHW float batch to logits (N, len(labels))."""
+
+    model_id: str
+    """Short id published with every result, e.g. resnet18-imagenet1k-v1."""
+    labels: Sequence[str]
+    input_spec: InputSpec
+
+    def predict(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits for the batch."""
+
+
+class TorchClassifier:
+    """An eval-mode torch module run under inference_mode."""
+
+    def __init__(self, module: torch.nn.Module, labels: Sequence[str], model_id: str, input_spec: InputSpec) -> None:
+        self.module = module.eval()
+        self.labels = tuple(labels)
+        self.model_id = model_id
+        self.input_spec = input_spec
+
+    def predict(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits for the batch."""
+        with torch.inference_mode():
+            return self.module(batch)

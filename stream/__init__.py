@@ -1,0 +1,1 @@
+"""The pipeline: queues, batching worker, publisher, overlay, events and the command line."""

@@ -1,0 +1,157 @@
+"""The composition root: build capture threads, worker, publisher and overlay from a config; start and stop them in order."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from functools import partial
+from typing import Optional, Sequence
+
+import zmq
+
+from capture.factory import SourceFactory
+from capture.queue import FrameQueueSet
+from capture.status import CameraStatus
+from capture.thread import CaptureThread
+from config.schema import AppConfig
+from inference.model import Classifier
+from stream.display import DisplaySink
+from stream.events import EventTracker
+from stream.heartbeat import camera_entries
+from stream.publisher import PublisherThread, ZmqPublisher
+from stream.stats import WorkerStats
+from stream.wire import WireEncoder, new_boot_id
+from stream.worker import InferenceWorker, ResultSink
+
+log = logging.getLogger(__name__)
+
+CAPTURE_JOIN_S = 1.0
+WORKER_JOIN_S = 0.6
+PUBLISHER_JOIN_S = 0.3
+
+
+class RunOutcome(str, enum.Enum):
+    """Why a run ended."""
+
+    STOPPED = "stopped"
+    """A signal, --duration or the overlay window."""
+    SOURCES_ENDED = "sources_ended"
+    """Every (file) source reached its end."""
+    WORKER_FAILED = "worker_failed"
+
+
+class Pipeline:
+    """All threads of one run, wired together; `run()` starts them, waits, and shuts them down in order."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        classifier: Classifier,
+        stop: threading.Event,
+        *,
+        source_factory: Optional[SourceFactory] = None,
+        show_window: bool = False,
+        extra_sinks: Sequence[ResultSink] = (),
+        context: Optional[zmq.Context] = None,
+    ) -> None:
+        self.config = config
+        self.stop = stop
+        factory = source_factory or SourceFactory()
+        self.statuses = [CameraStatus(camera.id, camera.spec.safe_text) for camera in config.cameras]
+        self.queues = FrameQueueSet()
+        self.stats = WorkerStats()
+        self.tracker = EventTracker(config.events)
+        self.encoder = WireEncoder(new_boot_id())
+        publisher_cfg = config.publisher
+        self.publisher = ZmqPublisher(publisher_cfg.endpoint, publisher_cfg.send_hwm, publisher_cfg.linger_ms, context)
+        self.publisher_thread = PublisherThread(
+            self.publisher, self.encoder, self.tracker, self.heartbeat_cameras, publisher_cfg, config.freshness
+        )
+        self.display = self._build_display() if show_window else None
+        sinks: list[ResultSink] = [self.publisher_thread, *([self.display] if self.display else []), *extra_sinks]
+        self.worker = InferenceWorker(
+            self.queues, classifier, sinks, self.stats, stop, config.batching, config.model.top_k
+        )
+        self.captures = [
+            CaptureThread(
+                camera,
+                partial(factory, camera),
+                self.queues.add(camera.id, camera.queue_size, camera.effective_drop_policy, status.frame_dropped),
+                status,
+                stop,
+            )
+            for camera, status in zip(config.cameras, self.statuses)
+        ]
+
+    def _build_display(self) -> DisplaySink:
+        overlay = self.config.overlay
+        stale_s = self.config.freshness.stale_after_ms / 1000.0
+        return DisplaySink(
+            self.statuses, self.tracker.current_item, overlay.window_title, overlay.max_fps, stale_s, overlay.fullscreen
+        )
+
+    def heartbeat_cameras(self) -> dict[str, dict]:
+        """The `cameras` object of the next heartbeat."""
+        return camera_entries(self.statuses, self.stats, self.tracker.current_item)
+
+    def start(self) -> None:
+        """Bind the publisher (raising PublishError on failure), then start publisher, worker and cameras."""
+        self.publisher.bind()
+        self.publisher_thread.start()
+        self.worker.start()
+        for capture in self.captures:
+            capture.start()
+        log.info("pipeline started: %d camera(s), boot id %s", len(self.captures), self.encoder.boot)
+
+    def wait(self, duration: Optional[float] = None) -> RunOutcome:
+        """Block until stop, --duration, the end of every source, or a worker failure."""
+        deadline = None if duration is None else time.monotonic() + duration
+
+        def keep_running() -> bool:
+            return (
+                not self.stop.is_set()
+                and not self.worker.sources_ended.is_set()
+                and self.worker.is_alive()
+                and (deadline is None or time.monotonic() < deadline)
+            )
+
+        if self.display is not None and self.display.run(keep_running):
+            self.stop.set()
+        while keep_running():
+            self.stop.wait(0.1)
+        if self.worker.sources_ended.is_set():
+            return RunOutcome.SOURCES_ENDED
+        if not self.worker.is_alive() and not self.stop.is_set():
+            return RunOutcome.WORKER_FAILED
+        return RunOutcome.STOPPED
+
+    def shutdown(self) -> None:
+        """Stop and join in order: cameras, worker, publisher (which flushes and says goodbye), then the socket."""
+        self.stop.set()
+        _join_all(self.captures, CAPTURE_JOIN_S)
+        self.queues.wake()
+        _join_all([self.worker], WORKER_JOIN_S)
+        self.publisher_thread.close()
+        _join_all([self.publisher_thread], PUBLISHER_JOIN_S)
+        self.publisher.close()
+        log.info("pipeline stopped")
+
+    def run(self, duration: Optional[float] = None) -> RunOutcome:
+        """start(), wait(), shutdown()."""
+        try:
+            self.start()
+            return self.wait(duration)
+        finally:
+            self.shutdown()
+
+
+def _join_all(threads: Sequence[threading.Thread], budget_s: float) -> None:
+    deadline = time.monotonic() + budget_s
+    for thread in threads:
+        if thread.ident is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    for thread in threads:
+        if thread.is_alive():
+            log.warning("thread %s did not stop within %.1f s; leaving it behind", thread.name, budget_s)

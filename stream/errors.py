@@ -1,0 +1,5 @@
+"""Errors the CLI turns into exit codes (kept free of heavy imports so the CLI starts fast)."""
+
+
+class PublishError(Exception):
+    """The publisher socket cannot be set up; the message says what to change."""

@@ -1,0 +1,168 @@
+"""The ZeroMQ PUB socket and the thread that publishes results, events and heartbeats without blocking the worker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import zmq
+
+from config.schema import FreshnessConfig, PublisherConfig
+from stream.errors import PublishError
+from stream.events import EventTracker
+from stream.result import Result
+from stream.wire import Message, WireEncoder
+
+log = logging.getLogger(__name__)
+
+HeartbeatCameras = Callable[[], Mapping[str, Mapping[str, Any]]]
+
+
+class ZmqPublisher:
+    """A bound PUB socket whose sends never block; a send refused by ZeroMQ is counted, not retried."""
+
+    def __init__(self, endpoint: str, send_hwm: int = 1000, linger_ms: int = 200,
+                 context: Optional[zmq.Context] = None) -> None:
+        self.endpoint = endpoint
+        self._send_hwm = send_hwm
+        self._linger_ms = linger_ms
+        self._context = context or zmq.Context.instance()
+        self._socket: Optional[zmq.Socket] = None
+        self.sent = 0
+        self.dropped = 0
+
+    def bind(self) -> "ZmqPublisher":
+        """Create and bind the socket; raise PublishError naming the endpoint when that fails."""
+        socket = self._context.socket(zmq.PUB)
+        socket.setsockopt(zmq.SNDHWM, self._send_hwm)
+        socket.setsockopt(zmq.LINGER, self._linger_ms)
+        try:
+            socket.bind(self.endpoint)
+        except zmq.ZMQError as exc:
+            socket.close(linger=0)
+            raise PublishError(
+                f"cannot bind publisher to {self.endpoint}: {exc.strerror}; "
+                "is another streamrec running? set publisher.endpoint or --publish"
+            ) from None
+        self._socket = socket
+        self.endpoint = socket.getsockopt_string(zmq.LAST_ENDPOINT)  # resolves a `tcp://host:*` wildcard port
+        log.info("publishing on %s", self.endpoint)
+        return self
+
+    def send(self, message: Message) -> bool:
+        """Send [topic, payload] without waiting; False (and counted) when ZeroMQ refuses it."""
+        if self._socket is None:
+            raise PublishError("publisher is not bound")
+        try:
+            self._socket.send_multipart(message, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        """Close the socket, waiting at most linger_ms for unsent messages."""
+        if self._socket is not None:
+            self._socket.close(linger=self._linger_ms)
+            self._socket = None
+
+    def __enter__(self) -> "ZmqPublisher":
+        return self.bind() if self._socket is None else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class PublisherThread(threading.Thread):
+    """Publishes queued results and their events, and a heartbeat every interval even when idle."""
+
+    def __init__(
+        self,
+        publisher: ZmqPublisher,
+        encoder: WireEncoder,
+        tracker: EventTracker,
+        heartbeat_cameras: HeartbeatCameras,
+        config: PublisherConfig,
+        freshness: FreshnessConfig,
+    ) -> None:
+        super().__init__(name="publisher", daemon=True)
+        self._publisher = publisher
+        self._encoder = encoder
+        self._tracker = tracker
+        self._heartbeat_cameras = heartbeat_cameras
+        self._interval = config.heartbeat_interval_s
+        self._stale_after_s = freshness.stale_after_ms / 1000.0
+        self._pending: deque[Result] = deque()
+        self._queue_size = config.queue_size
+        self._condition = threading.Condition()
+        self._closing = False
+        self._started_mono = time.monotonic()
+        self.queue_dropped = 0
+        self.failures = 0
+
+    def submit(self, results: Sequence[Result]) -> None:
+        """Queue results for publishing; never blocks (the oldest are dropped and counted when full)."""
+        with self._condition:
+            for result in results:
+                if len(self._pending) >= self._queue_size:
+                    self._pending.popleft()
+                    self.queue_dropped += 1
+                self._pending.append(result)
+            self._condition.notify()
+
+    def close(self) -> None:
+        """Publish what is queued, send a last heartbeat, and end the thread."""
+        with self._condition:
+            self._closing = True
+            self._condition.notify()
+
+    def run(self) -> None:
+        next_heartbeat = time.monotonic()
+        while True:
+            results, closing = self._wait_for_work(next_heartbeat)
+            for result in results:
+                self._publish_result(result)
+            if closing or time.monotonic() >= next_heartbeat:
+                self._publish_heartbeat()
+                next_heartbeat = max(next_heartbeat + self._interval, time.monotonic() + self._interval / 2)
+            if closing:
+                return
+
+    def _wait_for_work(self, next_heartbeat: float) -> tuple[list[Result], bool]:
+        with self._condition:
+            while not self._pending and not self._closing:
+                remaining = next_heartbeat - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._condition.wait(remaining)
+            results = list(self._pending)
+            self._pending.clear()
+            return results, self._closing
+
+    def _publish_result(self, result: Result) -> None:
+        try:
+            now = time.monotonic()
+            age_s = now - result.frame.captured_mono
+            stale = age_s > self._stale_after_s
+            self._publisher.send(self._encoder.result(result, age_s * 1000.0, stale))
+            for event in self._tracker.update(result, stale):
+                self._publisher.send(self._encoder.event(event))
+                log.info("%s: %s %s (%s)", event.camera, event.kind.value, event.label, event.event_id)
+        except Exception:
+            self._count_failure("publishing a result failed")
+
+    def _publish_heartbeat(self) -> None:
+        try:
+            uptime = time.monotonic() - self._started_mono
+            self._publisher.send(self._encoder.heartbeat(uptime, self._heartbeat_cameras()))
+        except Exception:
+            self._count_failure("publishing a heartbeat failed")
+
+    def _count_failure(self, what: str) -> None:
+        self.failures += 1
+        if self.failures == 1 or self.failures % 1000 == 0:
+            log.exception("%s (%d failures so far)", what, self.failures)

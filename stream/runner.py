@@ -1,0 +1,52 @@
+"""`streamrec run`: load the model, build the pipeline, run until stopped, and map the outcome to an exit code."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Optional, Sequence
+
+import cv2
+
+from capture.factory import SourceFactory
+from config.schema import AppConfig
+from inference.loader import load_classifier
+from inference.threads import configure_torch_threads
+from stream import exit_codes
+from stream.app import Pipeline, RunOutcome
+from stream.display import display_available
+from stream.signals import install_stop_handlers
+from stream.worker import ResultSink
+
+log = logging.getLogger(__name__)
+
+
+def wants_window(config: AppConfig) -> bool:
+    """Show the overlay only when it is enabled and a display exists (saying so once when it does not)."""
+    if not config.overlay.enabled:
+        log.info("overlay disabled (headless)")
+        return False
+    if not display_available():
+        log.info("no display (DISPLAY and WAYLAND_DISPLAY unset): running without the overlay window")
+        return False
+    return True
+
+
+def run_pipeline(
+    config: AppConfig,
+    duration: Optional[float] = None,
+    source_factory: Optional[SourceFactory] = None,
+    extra_sinks: Sequence[ResultSink] = (),
+) -> int:
+    """Run the configured pipeline in this process; ModelError propagates (exit 78 at the CLI)."""
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    cv2.setNumThreads(1)  # the model's threads get the cores; capture and preprocessing stay single-threaded
+    configure_torch_threads(config.model.threads)
+    classifier = load_classifier(config.model)
+    pipeline = Pipeline(
+        config, classifier, stop, source_factory=source_factory, show_window=wants_window(config), extra_sinks=extra_sinks
+    )
+    outcome = pipeline.run(duration)
+    log.info("run ended: %s", outcome.value)
+    return exit_codes.RUNTIME_FAILURE if outcome is RunOutcome.WORKER_FAILED else exit_codes.OK

@@ -1,0 +1,76 @@
+"""Fixtures: weights files the tests make themselves, configs, and a CLI runner in a clean environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torchvision.models import resnet18
+
+from config.loader import validate
+from inference.weights import RESNET18_FILE
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def resnet18_checkpoint(tmp_path_factory) -> Path:
+    """A ResNet-18 state dict with random weights (the real ImageNet file cannot be downloaded here)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / RESNET18_FILE
+    torch.save(resnet18().state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch, resnet18_checkpoint) -> Path:
+    """A TORCH_HOME whose hub cache holds the ResNet-18 checkpoint."""
+    home = tmp_path / "torch"
+    checkpoints = home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    os.link(resnet18_checkpoint, checkpoints / RESNET18_FILE) if _same_fs(resnet18_checkpoint, checkpoints) else shutil.copy(resnet18_checkpoint, checkpoints)
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path, monkeypatch) -> Path:
+    """A TORCH_HOME with nothing in it."""
+    home = tmp_path / "empty-torch"
+    home.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev
+
+
+def make_config(cameras: list[dict[str, Any]] | None = None, **tables: dict[str, Any]):
+    """An AppConfig from plain dicts, publishing on a free loopback port unless told otherwise."""
+    data: dict[str, Any] = {"cameras": cameras or [{"id": "cam0", "source": "synthetic"}]}
+    data.update(tables)
+    data.setdefault("publisher", {}).setdefault("endpoint", "tcp://127.0.0.1:*")
+    data["publisher"].setdefault("heartbeat_interval_s", 0.2)
+    return validate(data)
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for a CLI subprocess: no display, unbuffered, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def run_cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run `python -m stream ARGS` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "stream", *args], cwd=REPO, env=env or cli_env(), capture_output=True,
+        text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs,
+    )

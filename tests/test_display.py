@@ -1,0 +1,89 @@
+"""The overlay window under a real X server (Xvfb): it shows up, and `q` stops the run cleanly."""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import cli_env
+from tests.test_cli_lifecycle import RunningCli
+
+pytestmark = pytest.mark.display
+
+NEEDED = ("Xvfb", "xdotool")
+
+
+@pytest.fixture
+def xvfb():
+    missing = [tool for tool in NEEDED if shutil.which(tool) is None]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must install {', '.join(missing)} (see .ci/run)")
+        pytest.skip(f"needs {', '.join(missing)}")
+    display = f":{90 + os.getpid() % 100}"
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    yield display
+    server.terminate()
+    server.wait(5)
+
+
+def find_window(display: str, name: str, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = subprocess.run(["xdotool", "search", "--name", name], env={**os.environ, "DISPLAY": display},
+                               capture_output=True, text=True)
+        if found.stdout.strip():
+            return found.stdout.split()[0]
+        time.sleep(0.2)
+    return ""
+
+
+def ask_window_to_close(display_name: str, window_id: int) -> None:
+    """Send WM_DELETE_WINDOW, as a window manager does when the user clicks the close button."""
+    from Xlib import X, display, protocol
+
+    connection = display.Display(display_name)
+    window = connection.create_resource_object("window", window_id)
+    message = protocol.event.ClientMessage(
+        window=window, client_type=connection.intern_atom("WM_PROTOCOLS"),
+        data=(32, [connection.intern_atom("WM_DELETE_WINDOW"), X.CurrentTime, 0, 0, 0]),
+    )
+    window.send_event(message, event_mask=X.NoEventMask)
+    connection.flush()
+    connection.close()
+
+
+def test_window_appears_and_q_stops_the_run(torch_home, xvfb):
+    env = cli_env(TORCH_HOME=str(torch_home), DISPLAY=xvfb)
+    run = RunningCli("run", "--source", "synthetic", "--publish", "tcp://127.0.0.1:*", env=env)
+    try:
+        window = find_window(xvfb, "streamrec - cam0")
+        assert window, "".join(run.lines)
+        assert run.wait_for_line("streaming")
+        x_env = {**os.environ, "DISPLAY": xvfb}
+        subprocess.run(["xdotool", "windowfocus", "--sync", window], env=x_env, check=True, timeout=10)
+        subprocess.run(["xdotool", "key", "q"], env=x_env, check=True, timeout=10)
+        code = run.process.wait(15)
+    finally:
+        run.stop()
+    assert code == 0, "".join(run.lines)
+    assert any("overlay window closed" in line for line in run.lines)
+    assert not any("no display" in line for line in run.lines)
+
+
+def test_closing_the_window_stops_the_run(torch_home, xvfb):
+    env = cli_env(TORCH_HOME=str(torch_home), DISPLAY=xvfb)
+    run = RunningCli("run", "--source", "synthetic", "--publish", "tcp://127.0.0.1:*", env=env)
+    try:
+        window = find_window(xvfb, "streamrec - cam0")
+        assert window and run.wait_for_line("streaming")
+        ask_window_to_close(xvfb, int(window))
+        code = run.process.wait(15)
+    finally:
+        run.stop()
+    assert code == 0, "".join(run.lines)
+    assert any("pipeline stopped" in line for line in run.lines)

@@ -1,0 +1,82 @@
+"""The stable-item tracker on scripted result sequences."""
+
+import itertools
+import time
+
+import numpy as np
+
+from capture.frame import Frame
+from config.schema import EventsConfig
+from inference.topk import Prediction
+from stream.events import EventTracker
+from stream.result import EventKind, Result
+
+IMAGE = np.zeros((4, 4, 3), np.uint8)
+LABELS = ["empty", "cola", "chips", "milk"]
+
+
+def result(label: str, score: float, camera: str = "cam0") -> Result:
+    index = LABELS.index(label)
+    frame = Frame(camera, 0, time.time(), time.monotonic(), IMAGE)
+    return Result(frame, (Prediction(label, index, score),), "test", time.monotonic())
+
+
+def feed(tracker: EventTracker, sequence, camera="cam0", stale=False):
+    events = []
+    for label, score in sequence:
+        events += tracker.update(result(label, score, camera), stale)
+    return events
+
+
+def tracker(**options) -> EventTracker:
+    counter = itertools.count(1)
+    config = EventsConfig(enter_frames=3, exit_frames=2, min_score=0.6, exit_score=0.3, **options)
+    return EventTracker(config, new_id=lambda: f"ev{next(counter)}")
+
+
+def test_item_enters_holds_and_leaves_once():
+    events = feed(tracker(), [("cola", 0.9)] * 10 + [("empty", 0.9)] * 3)
+    assert [(e.kind, e.label, e.event_id) for e in events] == [
+        (EventKind.ITEM_PRESENT, "cola", "ev1"), (EventKind.ITEM_REMOVED, "cola", "ev1")]
+    assert events[1].frames == 10
+
+
+def test_too_few_frames_make_no_event():
+    assert feed(tracker(), [("cola", 0.9)] * 2 + [("chips", 0.9)] * 2) == []
+
+
+def test_low_scores_never_make_an_item():
+    assert feed(tracker(), [("cola", 0.5)] * 20) == []
+
+
+def test_flicker_to_another_label_for_one_frame_keeps_the_item():
+    sequence = [("cola", 0.9)] * 4 + [("chips", 0.7)] + [("cola", 0.9)] * 4 + [("chips", 0.7)] + [("cola", 0.8)] * 3
+    events = feed(tracker(), sequence)
+    assert [e.kind for e in events] == [EventKind.ITEM_PRESENT]
+
+
+def test_score_dipping_between_exit_and_min_score_keeps_the_item():
+    events = feed(tracker(), [("cola", 0.9)] * 3 + [("cola", 0.4)] * 10)
+    assert [e.kind for e in events] == [EventKind.ITEM_PRESENT]
+
+
+def test_ignored_labels_never_become_items():
+    events = feed(tracker(ignore_labels=("empty",)), [("empty", 0.99)] * 10)
+    assert events == []
+
+
+def test_stale_results_never_create_an_item():
+    assert feed(tracker(), [("cola", 0.9)] * 10, stale=True) == []
+
+
+def test_two_cameras_are_tracked_independently():
+    events_tracker = tracker()
+    a = feed(events_tracker, [("cola", 0.9)] * 3, camera="a")
+    b = feed(events_tracker, [("milk", 0.9)] * 2, camera="b")
+    assert [e.label for e in a] == ["cola"] and b == []
+    assert events_tracker.current_item("a") == "cola" and events_tracker.current_item("b") is None
+
+
+def test_new_item_after_removal_gets_a_new_event_id():
+    events = feed(tracker(), [("cola", 0.9)] * 3 + [("empty", 0.9)] * 2 + [("cola", 0.9)] * 3)
+    assert [e.event_id for e in events] == ["ev1", "ev1", "ev2"]
