@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: install
-	@scripts/demo-run $(VENV)
+	$(VENV)/bin/streamrec demo --duration 40
 
 system-deps:
 	@scripts/install-system-deps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from capture.lane import LaneSource
 from capture.rtsp import rtsp_source
 from capture.source import FrameSource
 from capture.synthetic import DEFAULT_FPS, DEFAULT_SIZE, SyntheticSource
@@ -25,11 +26,21 @@ def synthetic_source(camera: CameraConfig) -> FrameSource:
     )
 
 
+def lane_source(camera: CameraConfig) -> FrameSource:
+    """The checkout-lane scene of the demo catalog."""
+    return LaneSource(
+        width=camera.width or DEFAULT_SIZE[0],
+        height=camera.height or DEFAULT_SIZE[1],
+        fps=camera.fps or DEFAULT_FPS,
+        seed=camera.seed,
+    )
+
+
 class SourceFactory:
     """Makes a fresh source for a camera each time it is (re)opened; extra synthetic scenes plug in."""
 
     def __init__(self, scenes: dict[str, SceneFactory] | None = None) -> None:
-        self._scenes: dict[str, SceneFactory] = {"shapes": synthetic_source, **(scenes or {})}
+        self._scenes: dict[str, SceneFactory] = {"shapes": synthetic_source, "lane": lane_source, **(scenes or {})}
 
     def __call__(self, camera: CameraConfig) -> FrameSource:
         spec = camera.spec

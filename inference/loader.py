@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from config.schema import ModelConfig
+from inference.bundle import load_bundle
 from inference.errors import ModelError
+from inference.external import load_onnx, load_torchscript
 from inference.imagenet import load_imagenet_resnet18
 from inference.model import Classifier
 
+EXTERNAL_PREFIXES = ("onnx:", "torchscript:")
 
-def load_classifier(model: ModelConfig) -> Classifier:
+
+def load_classifier(model: ModelConfig, threads: int = 1) -> Classifier:
     """Load the configured model; raise ModelError (exit 78) saying how to fix a missing or bad one."""
     spec = model.spec.strip()
     if spec == "resnet18":
         return load_imagenet_resnet18(model.weights, model.allow_download)
-    raise ModelError(f"model.spec = {spec!r} is not supported by this build; use resnet18")
+    kind, _, target = spec.partition(":")
+    if spec.startswith(EXTERNAL_PREFIXES):
+        if not target:
+            raise ModelError(f"model spec {spec!r} needs a file: {kind}:/path/to/model")
+        path = Path(target).expanduser()
+        return load_onnx(path, model, threads) if kind == "onnx" else load_torchscript(path, model)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise ModelError(
+            f"model {spec!r} not found: use resnet18, a bundle file from `streamrec finetune`, onnx:FILE or torchscript:FILE"
+        )
+    return load_bundle(path).to_classifier(path)

@@ -70,3 +70,11 @@ class BatchPreprocessor:
             plane = target[rgb_channel]
             np.multiply(cropped[:, :, 2 - rgb_channel], self._scale[rgb_channel], out=plane, casting="unsafe")
             plane -= self._offset[rgb_channel]
+
+
+def normalize_crops(crops_bgr: np.ndarray, spec: InputSpec) -> torch.Tensor:
+    """A float NCHW RGB tensor from uint8 NHWC BGR crops, normalized exactly as BatchPreprocessor does."""
+    rgb = torch.from_numpy(np.ascontiguousarray(crops_bgr[..., ::-1])).permute(0, 3, 1, 2).float()
+    scale = torch.tensor([1.0 / (255.0 * s) for s in spec.std]).view(1, 3, 1, 1)
+    offset = torch.tensor([m / s for m, s in zip(spec.mean, spec.std)]).view(1, 3, 1, 1)
+    return rgb * scale - offset

@@ -46,7 +46,40 @@ def _add_subscribe_parser(commands: argparse._SubParsersAction) -> None:
                      help="topic prefix to receive, repeatable (result/, event/cam0, heartbeat); default all")
     sub.add_argument("--count", type=int, metavar="N", help="exit after N messages")
     sub.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="exit after this many seconds")
+    sub.add_argument("--basket", action="store_true",
+                     help="print the running basket as a POS builds it from item_present events (once per event_id)")
     sub.set_defaults(handler=_cmd_subscribe)
+
+
+def _add_demo_parser(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="the self-checkout demo: trains its model once (cached), then runs a checkout lane")
+    demo.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this many seconds")
+    demo.add_argument("--headless", action="store_true", help="no overlay window")
+    demo.add_argument("--publish", metavar="ENDPOINT", default=DEFAULT_ENDPOINT, help=f"ZeroMQ endpoint (default {DEFAULT_ENDPOINT})")
+    demo.add_argument("--seed", type=int, default=None, help="checkout-lane scene seed")
+    demo.add_argument("--rebuild", action="store_true", help="train the demo model again even if it is cached")
+    demo.add_argument("--evaluate", action="store_true",
+                      help="measure the demo model instead of running it: validation accuracy and checkout-lane events")
+    demo.set_defaults(handler=_cmd_demo)
+
+
+def _add_finetune_parser(commands: argparse._SubParsersAction) -> None:
+    tune = commands.add_parser("finetune", help="fine-tune ResNet-18 on DATA_DIR (one folder per class) into a model bundle")
+    tune.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    tune.add_argument("--out", type=Path, required=True, metavar="BUNDLE", help="bundle file to write")
+    tune.add_argument("--val", type=Path, metavar="DIR", help="validation images (same classes); default: split off --val-fraction")
+    tune.add_argument("--val-fraction", type=float, default=0.15, help="share of each class held out for validation (0.15)")
+    tune.add_argument("--input-size", type=int, default=224, help="square input size in pixels (224)")
+    tune.add_argument("--epochs", type=int, default=10, help="most epochs (10); stops early when validation stops improving")
+    tune.add_argument("--patience", type=int, default=3, help="epochs without improvement before stopping (3)")
+    tune.add_argument("--batch-size", type=int, default=32)
+    tune.add_argument("--lr", type=float, default=None, help="peak learning rate (1e-3 from ImageNet weights, 2e-3 from scratch)")
+    tune.add_argument("--freeze", default="auto", choices=("auto", "none", "stem", "layer1", "layer2", "layer3"),
+                      help="layers kept fixed; auto: up to layer1 from ImageNet weights, none from scratch")
+    tune.add_argument("--weights", type=Path, help="ImageNet ResNet-18 weights to start from (default: the hub cache)")
+    tune.add_argument("--name", help="model name used in the model id (default: the bundle file's name)")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.set_defaults(handler=_cmd_finetune)
 
 
 def _add_check_config_parser(commands: argparse._SubParsersAction) -> None:
@@ -65,13 +98,23 @@ def _add_model_parser(commands: argparse._SubParsersAction) -> None:
     verify = actions.add_parser("verify", help="check an installed ResNet-18 weights file's checksum")
     verify.add_argument("file", type=Path, nargs="?", help="weights file (default: the one `run` would load)")
     verify.set_defaults(handler=_cmd_model_verify)
+    info = actions.add_parser("info", help="print what a model bundle holds (labels, input, metrics, provenance)")
+    info.add_argument("bundle", type=Path)
+    info.set_defaults(handler=_cmd_model_info)
+    export = actions.add_parser("export", help="write a model (resnet18 or a bundle) as ONNX or TorchScript with its labels")
+    export.add_argument("--model", default="resnet18", metavar="SPEC", help="resnet18 (default) or a bundle path")
+    export.add_argument("--weights", type=Path, help="ResNet-18 weights file for --model resnet18")
+    export.add_argument("--format", choices=("onnx", "torchscript"), required=True)
+    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="model file; labels go to FILE's .labels.txt")
+    export.set_defaults(handler=_cmd_model_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
     parser = argparse.ArgumentParser(prog="streamrec", description="Real-time camera recognizer for self-checkout kiosks.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run_parser, _add_subscribe_parser, _add_check_config_parser, _add_model_parser):
+    for add in (_add_run_parser, _add_demo_parser, _add_subscribe_parser, _add_check_config_parser,
+                _add_finetune_parser, _add_model_parser):
         add(commands)
     return parser
 
@@ -93,11 +136,72 @@ def _cmd_subscribe(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     install_stop_handlers(stop)
-    messages = receive(args.endpoint, args.topic or [""], stop=stop, duration=args.duration)
+    messages = receive(args.endpoint, args.topic or (["event/"] if args.basket else [""]), stop=stop, duration=args.duration)
+    render = None
+    if args.basket:
+        from stream.basket import Basket
+
+        basket = Basket()
+        render = lambda _topic, payload: basket.line_for(payload)  # noqa: E731
     try:
-        print_messages(messages, sys.stdout, count=args.count)
+        print_messages(messages, sys.stdout, count=args.count, **({"render": render} if render else {}))
     except BrokenPipeError:
         pass
+    return exit_codes.OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from stream.demo import DEMO_LANE_SEED, DemoOptions, run_demo
+
+    setup_logging("INFO")
+    options = DemoOptions(duration=args.duration, headless=args.headless, endpoint=args.publish,
+                          seed=DEMO_LANE_SEED if args.seed is None else args.seed, rebuild=args.rebuild)
+    if args.evaluate:
+        from stream.demo_eval import run_evaluation
+
+        return run_evaluation(options)
+    return run_demo(options)
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from inference.preprocess import InputSpec
+    from inference.training.dataset import DatasetError
+    from inference.training.trainer import TrainConfig
+    from stream.finetune import FinetuneRequest, run_finetune
+
+    setup_logging("INFO")
+    if not 32 <= args.input_size <= 1024 or args.epochs < 1 or not 0 < args.val_fraction < 1:
+        return _fail(exit_codes.USAGE, "--input-size must be 32..1024, --epochs at least 1, --val-fraction between 0 and 1")
+    train = TrainConfig(input=InputSpec.for_crop(args.input_size), epochs=args.epochs, batch_size=args.batch_size,
+                        freeze=args.freeze, patience=args.patience, seed=args.seed)
+    request = FinetuneRequest(args.data_dir, args.out, train, args.val, args.val_fraction, args.weights, args.name, args.lr)
+    try:
+        run_finetune(request)
+    except DatasetError as exc:
+        return _fail(exit_codes.USAGE, f"dataset: {exc}")
+    return exit_codes.OK
+
+
+def _cmd_model_info(args: argparse.Namespace) -> int:
+    import json
+
+    from inference.bundle import load_bundle
+
+    print(json.dumps(load_bundle(args.bundle).summary(), indent=2))
+    return exit_codes.OK
+
+
+def _cmd_model_export(args: argparse.Namespace) -> int:
+    from config.schema import ModelConfig
+    from inference.export import export_classifier
+    from inference.loader import load_classifier
+
+    setup_logging("WARNING")
+    classifier = load_classifier(ModelConfig(spec=args.model, weights=args.weights))
+    model_file, labels_file = export_classifier(classifier, args.format, args.out)
+    crop = classifier.input_spec.crop
+    print(f"wrote {model_file} and {labels_file} ({classifier.model_id}, input {crop}x{crop}); "
+          f"run it with: streamrec run --model {args.format}:{model_file} --labels {labels_file}")
     return exit_codes.OK
 
 

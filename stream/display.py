@@ -77,16 +77,19 @@ class DisplaySink:
     def refresh(self) -> None:
         """Draw and show every camera's picture once."""
         for status in self._statuses:
+            picture = self.render(status)
             if status.camera not in self._opened:
-                self._open_window(status.camera)
-            cv2.imshow(self.window_name(status.camera), self.render(status))
+                self._open_window(status.camera, picture.shape[1], picture.shape[0])
+            cv2.imshow(self.window_name(status.camera), picture)
 
-    def _open_window(self, camera: str) -> None:
+    def _open_window(self, camera: str, width: int, height: int) -> None:
         _use_system_fonts()
         name = self.window_name(camera)
         cv2.namedWindow(name, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         if self._fullscreen:
             cv2.setWindowProperty(name, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+        else:
+            cv2.resizeWindow(name, width, height)
         self._opened.add(camera)
 
     def render(self, status: CameraStatus) -> np.ndarray:

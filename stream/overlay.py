@@ -31,7 +31,7 @@ class OverlayInfo:
 
 
 def _scale_for(image: np.ndarray) -> float:
-    return max(0.4, min(image.shape[0], image.shape[1]) / 720.0)
+    return max(0.45, min(image.shape[0], image.shape[1]) / 560.0)
 
 
 def draw_overlay(image: np.ndarray, info: OverlayInfo) -> np.ndarray:

@@ -42,8 +42,8 @@ def run_pipeline(
     stop = threading.Event()
     install_stop_handlers(stop)
     cv2.setNumThreads(1)  # the model's threads get the cores; capture and preprocessing stay single-threaded
-    configure_torch_threads(config.model.threads)
-    classifier = load_classifier(config.model)
+    threads = configure_torch_threads(config.model.threads)
+    classifier = load_classifier(config.model, threads)
     pipeline = Pipeline(
         config, classifier, stop, source_factory=source_factory, show_window=wants_window(config), extra_sinks=extra_sinks
     )

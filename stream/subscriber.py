@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Optional, Sequence, TextIO
 import zmq
 
 from config.schema import DEFAULT_ENDPOINT
+from stream.basket import Basket
 
 POLL_MS = 100
 
@@ -51,3 +52,16 @@ def print_messages(
         if count is not None and printed >= count:
             break
     return printed
+
+
+class BasketPrinter(threading.Thread):
+    """A POS stand-in: subscribes to events and prints the basket as products are added."""
+
+    def __init__(self, endpoint: str, out: TextIO, stop: threading.Event, context: Optional[zmq.Context] = None) -> None:
+        super().__init__(name="basket-printer", daemon=True)
+        self._endpoint, self._out, self._stop_event, self._context = endpoint, out, stop, context
+        self.basket = Basket()
+
+    def run(self) -> None:
+        messages = receive(self._endpoint, ("event/",), stop=self._stop_event, context=self._context)
+        print_messages(messages, self._out, render=lambda _topic, payload: self.basket.line_for(payload))

@@ -60,7 +60,7 @@ class InferenceWorker(threading.Thread):
                 frames = self._queues.take(self._max_batch, IDLE_POLL_S, self._max_wait_s)
                 if frames:
                     self._classify_and_deliver(frames)
-                elif self._queues.ended:
+                elif self._queues.ended and not self._stop_event.is_set():
                     log.info("every source has ended")
                     self.sources_ended.set()
                     return

@@ -74,3 +74,25 @@ def run_cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None, 
         [sys.executable, "-m", "stream", *args], cwd=REPO, env=env or cli_env(), capture_output=True,
         text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs,
     )
+
+
+TINY_INPUT = 48
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A small ResNet-18 bundle trained in seconds on the demo catalog (48 px): good enough to recognise products."""
+    from capture.catalog_dataset import render_catalog
+    from inference.bundle import save_bundle
+    from inference.preprocess import InputSpec
+    from inference.training.dataset import ImageDataset
+    from inference.training.trainer import TrainConfig
+    from stream.finetune import train_bundle
+
+    spec = InputSpec.for_crop(TINY_INPUT)
+    images, labels, classes = render_catalog(60, seed=1, out_size=spec.resize, workers=1)
+    val_images, val_labels, _ = render_catalog(10, seed=2, out_size=spec.resize, workers=1)
+    config = TrainConfig(input=spec, epochs=8, batch_size=32, learning_rate=3e-3, patience=99)
+    bundle = train_bundle(ImageDataset(images, labels, classes), ImageDataset(val_images, val_labels, classes), config,
+                          "tiny-test", (None, "none (test)"), {"generator": "test"})
+    return save_bundle(bundle, tmp_path_factory.mktemp("bundle") / "tiny.bundle")

@@ -1,0 +1,1 @@
+"""Fine-tuning ResNet-18 on a product catalog: datasets, augmentation, the training loop."""

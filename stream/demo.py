@@ -1,0 +1,127 @@
+"""`streamrec demo`: train (once, cached) a model of the demo catalog, then run the checkout lane with a POS basket."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from capture.catalog import CATALOG_VERSION, EMPTY_LABEL
+from config.loader import validate
+from config.schema import DEFAULT_ENDPOINT, AppConfig
+from inference.bundle import Bundle, load_bundle, save_bundle
+from inference.errors import ModelError
+from inference.preprocess import InputSpec
+from inference.training.trainer import TrainConfig
+from stream.progress import ProgressBar
+
+log = logging.getLogger(__name__)
+
+DEMO_RECIPE = "recipe-v1"
+"""Bump when the demo's training recipe changes: cached models are keyed by catalog and recipe."""
+DEMO_MODEL_VERSION = f"{CATALOG_VERSION}-{DEMO_RECIPE}"
+DEMO_TRAIN = TrainConfig(input=InputSpec.for_crop(96), epochs=6, batch_size=32, learning_rate=2e-3, patience=99, seed=0)
+DEMO_PER_CLASS = 200
+DEMO_VAL_PER_CLASS = 40
+DEMO_TRAIN_SEED = 1
+DEMO_VAL_SEED = 2
+DEMO_LANE_SEED = 7
+DEMO_EVENTS = {"enter_frames": 6, "exit_frames": 8, "min_score": 0.7, "exit_score": 0.4, "ignore_labels": [EMPTY_LABEL]}
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What `streamrec demo` was asked for."""
+
+    duration: Optional[float] = None
+    headless: bool = False
+    endpoint: str = DEFAULT_ENDPOINT
+    seed: int = DEMO_LANE_SEED
+    rebuild: bool = False
+    cache_dir: Optional[Path] = None
+
+
+def cache_root(environ=os.environ) -> Path:
+    """Where streamrec caches models: $STREAMREC_CACHE_DIR, else $XDG_CACHE_HOME/streamrec, else ~/.cache/streamrec."""
+    if environ.get("STREAMREC_CACHE_DIR"):
+        return Path(environ["STREAMREC_CACHE_DIR"])
+    base = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "streamrec"
+
+
+def demo_bundle_path(root: Path) -> Path:
+    """The cached demo model for this catalog and recipe version."""
+    return root / "demo" / DEMO_MODEL_VERSION / "demo-catalog.bundle"
+
+
+def ensure_demo_model(path: Path, rebuild: bool = False) -> Bundle:
+    """Load the cached demo model, or render the catalog and train it (a few minutes, with progress)."""
+    if path.is_file() and not rebuild:
+        try:
+            bundle = load_bundle(path)
+            log.info("demo model %s (validation top-1 %.1f%%) from %s", bundle.model_id,
+                     100 * bundle.metrics.get("val_top1", 0), path)
+            return bundle
+        except ModelError as exc:
+            log.warning("cached demo model unusable (%s); training it again", exc)
+    return build_demo_model(path)
+
+
+def build_demo_model(path: Path) -> Bundle:
+    """Render the demo catalog, fine-tune ResNet-18 on it, and cache the bundle at `path`."""
+    from capture.catalog_dataset import render_catalog
+    from inference.training.dataset import ImageDataset
+    from stream.finetune import TrainingProgress, train_bundle
+
+    started = time.monotonic()
+    print(f"First run: rendering the demo catalog and training its model (cached in {path.parent}).", file=sys.stderr)
+    size = DEMO_TRAIN.input.resize
+    train_bar = ProgressBar("rendering catalog", 1)
+    images, labels, classes = render_catalog(DEMO_PER_CLASS, DEMO_TRAIN_SEED, size, progress=train_bar.update_total)
+    train_bar.close(f"{len(images)} training pictures")
+    val_images, val_labels, _ = render_catalog(DEMO_VAL_PER_CLASS, DEMO_VAL_SEED, size)
+    train, val = ImageDataset(images, labels, classes), ImageDataset(val_images, val_labels, classes)
+    dataset = {"generator": CATALOG_VERSION, "train_seed": DEMO_TRAIN_SEED, "val_seed": DEMO_VAL_SEED,
+               "classes": len(classes), "train_images": len(train), "val_images": len(val)}
+    bundle = train_bundle(train, val, DEMO_TRAIN, "demo-catalog", (None, "none (trained from scratch on the demo catalog)"),
+                          dataset, TrainingProgress())
+    save_bundle(bundle, path)
+    print(f"Demo model ready in {time.monotonic() - started:.0f} s: validation top-1 "
+          f"{bundle.metrics['val_top1'] * 100:.1f}% ({path}).", file=sys.stderr)
+    return bundle
+
+
+def demo_config(bundle_path: Path, options: DemoOptions) -> AppConfig:
+    """One camera on the checkout-lane scene, the demo model, events tuned for the lane."""
+    return validate({
+        "cameras": [{"id": "lane", "source": "synthetic:lane", "seed": options.seed}],
+        "model": {"spec": str(bundle_path)},
+        "publisher": {"endpoint": options.endpoint},
+        "overlay": {"enabled": not options.headless, "window_title": "streamrec demo"},
+        "events": DEMO_EVENTS,
+    }, origin="demo")
+
+
+def run_demo(options: DemoOptions) -> int:
+    """Ensure the model, then run the lane with a basket printed from the published events."""
+    from stream.runner import run_pipeline
+    from stream.subscriber import BasketPrinter
+
+    path = demo_bundle_path(options.cache_dir or cache_root())
+    ensure_demo_model(path, options.rebuild)
+    config = demo_config(path, options)
+    stop_printer = threading.Event()
+    printer = BasketPrinter(config.publisher.endpoint, sys.stdout, stop_printer)
+    printer.start()
+    try:
+        return run_pipeline(config, duration=options.duration)
+    finally:
+        time.sleep(0.2)  # let the last events reach the printer
+        stop_printer.set()
+        printer.join(2)
+        print(f"Final basket: {printer.basket.describe()}", file=sys.stderr)

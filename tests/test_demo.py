@@ -1,0 +1,71 @@
+"""The demo: cached model, checkout lane, events and the POS basket."""
+
+import shutil
+import socket
+
+from capture.lane import LaneScene
+from stream.basket import Basket
+from stream.demo import DemoOptions, demo_bundle_path, demo_config
+from stream.demo_eval import score_lane
+from stream.result import EventKind, ItemEvent
+from tests.conftest import cli_env, run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_demo_runs_headless_with_a_cached_model_and_prints_the_basket(tmp_path, tiny_bundle):
+    cache = tmp_path / "cache"
+    target = demo_bundle_path(cache)
+    target.parent.mkdir(parents=True)
+    shutil.copy(tiny_bundle, target)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    done = run_cli("demo", "--headless", "--duration", "12", "--publish", endpoint, "--seed", "3",
+                   env=cli_env(STREAMREC_CACHE_DIR=str(cache)), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "First run" not in done.stderr, "a cached model must be used"
+    assert "item_present" in done.stderr
+    added = [line for line in done.stdout.splitlines() if line.startswith("+ ")]
+    assert added and "basket:" in added[0]
+    assert "Final basket:" in done.stderr
+
+
+def test_demo_config_ignores_the_empty_lane_class(tmp_path):
+    config = demo_config(tmp_path / "m.bundle", DemoOptions())
+    assert config.events.ignore_labels == ("empty",)
+    assert config.cameras[0].source == "synthetic:lane"
+
+
+def test_basket_adds_once_per_event_id():
+    basket = Basket()
+    present = {"type": "event", "event": "item_present", "event_id": "e1", "label": "cola can", "camera": "lane", "score": 0.9}
+    assert basket.apply(present) == "cola can"
+    assert basket.apply(dict(present)) is None  # a repeat never charges twice
+    assert basket.apply({**present, "event": "item_removed"}) is None
+    assert basket.apply({**present, "event_id": "e2", "label": "milk carton"}) == "milk carton"
+    assert basket.apply({"type": "result", "topk": []}) is None
+    assert basket.items == ["cola can", "milk carton"]
+    assert basket.describe() == "1 x cola can, 1 x milk carton (2 items)"
+
+
+def event(kind, label, event_id):
+    return ItemEvent("lane", kind, event_id, label, 0, 0.9, 5)
+
+
+def test_lane_scoring_counts_exact_missed_repeated_and_wrong():
+    scene = LaneScene(seed=11)
+    passes = scene.passes_until(2000)[:4]
+    frames = passes[3].next_start
+    a, b, c, d = passes
+    fired = [
+        (a.rest_start, event(EventKind.ITEM_PRESENT, a.product.label, "1")),
+        (a.end, event(EventKind.ITEM_REMOVED, a.product.label, "1")),
+        (c.rest_start, event(EventKind.ITEM_PRESENT, c.product.label, "2")),
+        (c.rest_start + 20, event(EventKind.ITEM_PRESENT, c.product.label, "3")),
+        (d.rest_start, event(EventKind.ITEM_PRESENT, "not " + d.product.label, "4")),
+    ]
+    score = score_lane(scene, fired, frames)
+    assert (score.passes, score.exactly_one_correct, score.missed, score.repeated, score.wrong_label) == (4, 1, 1, 1, 1)
