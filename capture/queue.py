@@ -24,6 +24,7 @@ class FrameQueue:
         policy: DropPolicy,
         condition: threading.Condition,
         on_drop: Optional[Callable[[int], None]] = None,
+        is_source: bool = True,
     ) -> None:
         if policy is DropPolicy.AUTO:
             raise ValueError("resolve drop policy 'auto' before building a queue")
@@ -34,6 +35,8 @@ class FrameQueue:
         self._frames: deque[Frame] = deque()
         self._on_drop = on_drop
         self._closed = False
+        self.is_source = is_source
+        """False for queues that never end a run (uploads): only sources decide when every source has ended."""
         self.dropped = 0
         self.last_put_mono: Optional[float] = None
 
@@ -81,10 +84,11 @@ class FrameQueueSet:
         self._next = 0
 
     def add(
-        self, camera: str, maxsize: int, policy: DropPolicy, on_drop: Optional[Callable[[int], None]] = None
+        self, camera: str, maxsize: int, policy: DropPolicy, on_drop: Optional[Callable[[int], None]] = None,
+        is_source: bool = True,
     ) -> FrameQueue:
-        """Create and register the queue of one camera."""
-        queue = FrameQueue(camera, maxsize, policy, self._condition, on_drop)
+        """Create and register the queue of one camera (or of uploads, with is_source=False)."""
+        queue = FrameQueue(camera, maxsize, policy, self._condition, on_drop, is_source)
         with self._condition:
             self._queues.append(queue)
         return queue
@@ -152,7 +156,7 @@ class FrameQueueSet:
         active = {
             q.camera
             for q in self._queues
-            if not q.closed and q.last_put_mono is not None and now - q.last_put_mono < RECENT_SOURCE_S
+            if q.is_source and not q.closed and q.last_put_mono is not None and now - q.last_put_mono < RECENT_SOURCE_S
         }
         return active <= present
 
@@ -160,4 +164,5 @@ class FrameQueueSet:
         return any(len(queue) for queue in self._queues)
 
     def _all_ended(self) -> bool:
-        return all(queue.closed and not len(queue) for queue in self._queues)
+        sources = [queue for queue in self._queues if queue.is_source]
+        return bool(sources) and all(queue.closed and not len(queue) for queue in sources)

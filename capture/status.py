@@ -73,6 +73,7 @@ class CameraStatus:
         self._reconnects = 0
         self._last_error: Optional[str] = None
         self._last_frame_mono: Optional[float] = None
+        self._last_activity = time.monotonic()
         self._rate = RateMeter()
 
     @property
@@ -82,6 +83,7 @@ class CameraStatus:
 
     def set_state(self, state: CameraState) -> CameraState:
         """Change the state and return the previous one."""
+        self.touch()
         with self._lock:
             previous, self._state = self._state, state
             if state is CameraState.RECONNECTING and previous is not CameraState.RECONNECTING:
@@ -90,10 +92,19 @@ class CameraStatus:
 
     def frame_captured(self, now: float) -> None:
         """Count one delivered frame."""
+        self._last_activity = now
         self._rate.tick(now)
         with self._lock:
             self._captured += 1
             self._last_frame_mono = now
+
+    def touch(self, now: Optional[float] = None) -> None:
+        """The capture thread is alive and going round its loop (reading, opening, or waiting to retry)."""
+        self._last_activity = time.monotonic() if now is None else now
+
+    def activity_age(self, now: Optional[float] = None) -> float:
+        """Seconds since the capture thread last showed it is not stuck."""
+        return (time.monotonic() if now is None else now) - self._last_activity
 
     def frame_dropped(self, count: int = 1) -> None:
         """Count frames dropped from a full queue."""

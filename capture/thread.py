@@ -43,11 +43,14 @@ class CaptureThread(threading.Thread):
         self._seq = 0
         self._geometry: Optional[tuple[int, ...]] = None
         self._bad_frames = 0
+        self.failed = False
+        """True when the thread ended on an unexpected error (health checks report it)."""
 
     def run(self) -> None:
         try:
             self._read_until_stopped()
         except Exception as exc:  # a bug, not a camera fault: report it instead of dying silently
+            self.failed = True
             log.exception("%s: capture thread failed", self._camera.id)
             self._status.set_error(redact(f"capture thread failed: {exc}"))
         finally:
@@ -56,6 +59,7 @@ class CaptureThread(threading.Thread):
 
     def _read_until_stopped(self) -> None:
         while not self._stop_event.is_set():
+            self._status.touch()
             source = self._make_source()
             try:
                 source.open()
@@ -74,6 +78,7 @@ class CaptureThread(threading.Thread):
         pacer = Pacer((source.fps() or self._camera.fps or 30.0) if pace else None)
         while not self._stop_event.is_set():
             image = source.read()
+            self._status.touch()
             if image is None:
                 return True
             try:
@@ -120,4 +125,8 @@ class CaptureThread(threading.Thread):
             self._status.set_state(CameraState.RECONNECTING)
         delay = self._backoff.next_delay()
         log.info("%s: retrying in %.1f s", self._camera.id, delay)
-        self._stop_event.wait(delay)
+        deadline = time.monotonic() + delay
+        while not self._stop_event.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+            self._status.touch()
+            if time.monotonic() >= deadline:
+                return

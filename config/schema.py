@@ -32,7 +32,7 @@ class DropPolicy(str, enum.Enum):
 class CameraConfig(StrictModel):
     """One camera: where frames come from and how they are queued."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,32}$", description="Camera id used in topics and heartbeats.")
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}$", description="Camera id used in topics and heartbeats.")
     source: str = Field(description="usb:N, /dev/videoN, rtsp://…, file:PATH or synthetic[:scene].")
     queue_size: int = Field(2, ge=1, le=64, description="Frames buffered between capture and the worker.")
     drop_policy: DropPolicy = Field(

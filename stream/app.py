@@ -19,9 +19,11 @@ from config.schema import AppConfig
 from inference.model import Classifier
 from stream.display import DisplaySink
 from stream.events import EventTracker
+from stream.health import PipelineHealth
 from stream.heartbeat import camera_entries
 from stream.publisher import PublisherThread, ZmqPublisher
 from stream.stats import WorkerStats
+from stream.uploads import UploadChannel
 from stream.wire import WireEncoder, new_boot_id
 from stream.worker import InferenceWorker, ResultSink
 
@@ -70,9 +72,10 @@ class Pipeline:
             self.publisher, self.encoder, self.tracker, self.heartbeat_cameras, publisher_cfg, config.freshness
         )
         self.display = self._build_display() if show_window else None
+        self.uploads = UploadChannel(self.queues)
         sinks: list[ResultSink] = [self.publisher_thread, *([self.display] if self.display else []), *extra_sinks]
         self.worker = InferenceWorker(
-            self.queues, classifier, sinks, self.stats, stop, config.batching, config.model.top_k
+            self.queues, classifier, sinks, self.stats, stop, config.batching, config.model.top_k, self.uploads
         )
         self.captures = [
             CaptureThread(
@@ -84,6 +87,7 @@ class Pipeline:
             )
             for camera, status in zip(config.cameras, self.statuses)
         ]
+        self.health = PipelineHealth(self.stats, self.worker, self.publisher_thread, self.captures, self.statuses)
 
     def _build_display(self) -> DisplaySink:
         overlay = self.config.overlay

@@ -103,6 +103,8 @@ class PublisherThread(threading.Thread):
         self._started_mono = time.monotonic()
         self.queue_dropped = 0
         self.failures = 0
+        self.last_cycle_mono = time.monotonic()
+        """When the thread last went round its loop (health checks read it)."""
 
     def submit(self, results: Sequence[Result]) -> None:
         """Queue results for publishing; never blocks (the oldest are dropped and counted when full)."""
@@ -123,6 +125,7 @@ class PublisherThread(threading.Thread):
     def run(self) -> None:
         next_heartbeat = time.monotonic()
         while True:
+            self.last_cycle_mono = time.monotonic()
             results, closing = self._wait_for_work(next_heartbeat)
             for result in results:
                 self._publish_result(result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Protocol, Sequence
+from typing import Optional, Protocol, Sequence
 
 from capture.frame import Frame
 from capture.queue import FrameQueueSet
@@ -15,6 +15,7 @@ from inference.preprocess import BatchPreprocessor
 from inference.topk import top_k
 from stream.result import Result
 from stream.stats import WorkerStats
+from stream.uploads import UploadChannel
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ class InferenceWorker(threading.Thread):
         stop: threading.Event,
         batching: BatchingConfig,
         top_k: int,
+        uploads: Optional[UploadChannel] = None,
     ) -> None:
         super().__init__(name="inference", daemon=True)
+        self._uploads = uploads
         self._queues = queues
         self._classifier = classifier
         self._preprocess = BatchPreprocessor(classifier.input_spec, batching.max_batch)
@@ -79,7 +82,10 @@ class InferenceWorker(threading.Thread):
             if self._stats.failed_batches == 1 or self._stats.failed_batches % 100 == 0:
                 log.exception("a batch of %d frames failed (%d failed batches)", len(frames), self._stats.failed_batches)
             return
-        for sink in self._sinks:
+        if self._uploads is not None:
+            self._uploads.resolve([r for r in results if UploadChannel.is_upload(r)])
+            results = [r for r in results if not UploadChannel.is_upload(r)]
+        for sink in self._sinks if results else ():
             try:
                 sink.submit(results)
             except Exception:
