@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -87,6 +87,17 @@ class ModelConfig(StrictModel):
     allow_download: bool = Field(False, description="May fetch the official ImageNet weights when they are missing.")
     top_k: int = Field(3, ge=1, le=20, description="How many labels each result carries.")
     threads: int = Field(0, ge=0, le=256, description="Torch intra-op threads; 0 = the CPUs this process may use.")
+    backend: Literal["auto", "torch", "openvino"] = Field(
+        "auto", description="auto (torch, and OpenVINO when installed), torch, or openvino (pip install 'streamrec[openvino]')."
+    )
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto", description="auto: the fastest path whose top-1 agrees with fp32 on ≥ min_agreement of calibration frames."
+    )
+    compile: bool = Field(False, description="torch fp32/bf16: run through torch.compile (int8 is always compiled).")
+    min_agreement: float = Field(0.99, ge=0.5, le=1.0, description="auto: least top-1 agreement with fp32 a path needs.")
+    calibration_dir: Optional[Path] = Field(
+        None, description="Pictures from this kiosk's cameras for int8 calibration and auto's checks (else rendered ones)."
+    )
     input_size: Optional[int] = Field(None, ge=32, le=1024, description="Square input size for onnx:/torchscript: models (224).")
     mean: Optional[tuple[float, float, float]] = Field(None, description="RGB normalization mean for external models.")
     std: Optional[tuple[Positive, Positive, Positive]] = Field(None, description="RGB normalization std for external models.")
@@ -141,6 +152,14 @@ class EventsConfig(StrictModel):
         return self
 
 
+class SkipConfig(StrictModel):
+    """Reuse a camera's last result while its picture does not change (saves CPU on an idle lane)."""
+
+    enabled: Literal["auto", "on", "off"] = Field("auto", description="auto: on for live cameras (USB, RTSP), off for files and synthetic scenes.")
+    threshold: float = Field(2.0, ge=0.0, le=255.0, description="Mean absolute difference (grey levels, 32x24 thumbnail) below which a frame counts as unchanged.")
+    max_reuse: int = Field(15, ge=1, le=10_000, description="Classify again at least every this many frames, changed or not.")
+
+
 class FreshnessConfig(StrictModel):
     """When a result is too old to trust."""
 
@@ -162,6 +181,7 @@ class AppConfig(StrictModel):
     publisher: PublisherConfig = PublisherConfig()
     overlay: OverlayConfig = OverlayConfig()
     events: EventsConfig = EventsConfig()
+    skip: SkipConfig = SkipConfig()
     freshness: FreshnessConfig = FreshnessConfig()
     logging: LoggingConfig = LoggingConfig()
 

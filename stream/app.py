@@ -22,6 +22,7 @@ from stream.events import EventTracker
 from stream.health import PipelineHealth
 from stream.heartbeat import camera_entries
 from stream.publisher import PublisherThread, ZmqPublisher
+from stream.skip import ChangeDetector
 from stream.stats import WorkerStats
 from stream.uploads import UploadChannel
 from stream.wire import WireEncoder, new_boot_id
@@ -75,7 +76,8 @@ class Pipeline:
         self.uploads = UploadChannel(self.queues)
         sinks: list[ResultSink] = [self.publisher_thread, *([self.display] if self.display else []), *extra_sinks]
         self.worker = InferenceWorker(
-            self.queues, classifier, sinks, self.stats, stop, config.batching, config.model.top_k, self.uploads
+            self.queues, classifier, sinks, self.stats, stop, config.batching, config.model.top_k, self.uploads,
+            ChangeDetector.from_config(config),
         )
         self.captures = [
             CaptureThread(

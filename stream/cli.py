@@ -63,6 +63,13 @@ def _add_demo_parser(commands: argparse._SubParsersAction) -> None:
     demo.set_defaults(handler=_cmd_demo)
 
 
+def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="measure raw model speed per backend/precision, the pipeline, and agreement")
+    bench.add_argument("--quick", action="store_true", help="a short run (under a minute): fewer paths, shorter windows")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+    bench.set_defaults(handler=_cmd_bench)
+
+
 def _add_finetune_parser(commands: argparse._SubParsersAction) -> None:
     tune = commands.add_parser("finetune", help="fine-tune ResNet-18 on DATA_DIR (one folder per class) into a model bundle")
     tune.add_argument("data_dir", type=Path, metavar="DATA_DIR")
@@ -114,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamrec", description="Real-time camera recognizer for self-checkout kiosks.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run_parser, _add_demo_parser, _add_subscribe_parser, _add_check_config_parser,
-                _add_finetune_parser, _add_model_parser):
+                _add_finetune_parser, _add_model_parser, _add_bench_parser):
         add(commands)
     return parser
 
@@ -161,6 +168,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
         return run_evaluation(options)
     return run_demo(options)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from stream.bench.run import BenchPlan, run_bench
+
+    setup_logging("WARNING")
+    run_bench(BenchPlan(quick=args.quick), args.json)
+    return exit_codes.OK
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -13,6 +12,7 @@ from typing import Optional
 
 from capture.catalog import CATALOG_VERSION, EMPTY_LABEL
 from config.loader import validate
+from config.paths import cache_root
 from config.schema import DEFAULT_ENDPOINT, AppConfig
 from inference.bundle import Bundle, load_bundle, save_bundle
 from inference.errors import ModelError
@@ -44,14 +44,6 @@ class DemoOptions:
     seed: int = DEMO_LANE_SEED
     rebuild: bool = False
     cache_dir: Optional[Path] = None
-
-
-def cache_root(environ=os.environ) -> Path:
-    """Where streamrec caches models: $STREAMREC_CACHE_DIR, else $XDG_CACHE_HOME/streamrec, else ~/.cache/streamrec."""
-    if environ.get("STREAMREC_CACHE_DIR"):
-        return Path(environ["STREAMREC_CACHE_DIR"])
-    base = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "streamrec"
 
 
 def demo_bundle_path(root: Path) -> Path:

@@ -104,7 +104,8 @@ def score_lane(scene: LaneScene, fired: list[tuple[int, ItemEvent]], frames: int
 
 def run_evaluation(options, out=sys.stdout) -> int:
     """Print the goal figures for the cached (or freshly trained) demo model."""
-    from stream.demo import DEMO_EVENTS, cache_root, demo_bundle_path, ensure_demo_model
+    from config.paths import cache_root
+    from stream.demo import DEMO_EVENTS, demo_bundle_path, ensure_demo_model
 
     bundle = ensure_demo_model(demo_bundle_path(options.cache_dir or cache_root()), options.rebuild)
     classifier = bundle.to_classifier()

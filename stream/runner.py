@@ -9,11 +9,14 @@ from typing import Optional, Sequence
 import cv2
 
 from capture.factory import SourceFactory
+from config.paths import cache_root
 from config.schema import AppConfig
+from inference.backends.select import accelerate
 from inference.loader import load_classifier
 from inference.threads import configure_torch_threads
 from stream import exit_codes
 from stream.app import Pipeline, RunOutcome
+from stream.calibration import frame_source
 from stream.display import display_available
 from stream.signals import install_stop_handlers
 from stream.worker import ResultSink
@@ -43,7 +46,8 @@ def run_pipeline(
     install_stop_handlers(stop)
     cv2.setNumThreads(1)  # the model's threads get the cores; capture and preprocessing stay single-threaded
     threads = configure_torch_threads(config.model.threads)
-    classifier = load_classifier(config.model, threads)
+    classifier = accelerate(load_classifier(config.model, threads), config.model, config.batching.max_batch,
+                            cache_root() / "models", threads, frame_source(config.model.calibration_dir))
     pipeline = Pipeline(
         config, classifier, stop, source_factory=source_factory, show_window=wants_window(config), extra_sinks=extra_sinks
     )

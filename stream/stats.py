@@ -30,6 +30,17 @@ class WorkerStats:
             self._inference_s_total += inference_s
             self._last_progress = time.monotonic()
 
+    def record_reused(self, camera: str) -> None:
+        """Count a frame whose result was carried over from the camera's unchanged previous picture."""
+        with self._lock:
+            self._reused[camera] += 1
+            self._last_progress = time.monotonic()
+
+    def reused(self, camera: str) -> int:
+        """Frames of `camera` answered with a reused result."""
+        with self._lock:
+            return self._reused[camera]
+
     def record_idle(self) -> None:
         """The worker looked for frames and found none: it is alive, just without work."""
         with self._lock:

@@ -193,3 +193,30 @@ def test_ipc_endpoint_works(tmp_path, endpoint_kind):
         pipeline.shutdown()
         subscriber.close()
     assert len(subscriber.of_type("result")) >= 3
+
+
+class WatchingClassifier(FixedClassifier):
+    """A slow model that notes whether the next batch was already prepared while it was running."""
+
+    def __init__(self):
+        super().__init__(delay_s=0.15)
+        self.worker = None
+        self.prepared_during_call: list[int] = []
+
+    def predict(self, batch):
+        logits = super().predict(batch)
+        self.prepared_during_call.append(self.worker._preparer.ready.qsize())
+        return logits
+
+
+def test_next_batch_is_preprocessed_while_the_model_runs():
+    classifier = WatchingClassifier()
+    config = make_config([{"id": "cam0", "source": "synthetic", "fps": 60}], batching={"max_batch": 2})
+    pipeline = Pipeline(config, classifier, threading.Event())
+    classifier.worker = pipeline.worker
+    pipeline.start()
+    try:
+        wait_for(lambda: len(classifier.prepared_during_call) >= 6, 20)
+    finally:
+        pipeline.shutdown()
+    assert max(classifier.prepared_during_call) == 1

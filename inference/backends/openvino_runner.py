@@ -1,0 +1,68 @@
+"""OpenVINO on the CPU, converted from the same torch model: fp32, bf16 (its default on such CPUs), or int8 (NNCF).
+
+Converted models are cached as OpenVINO IR, and compiled blobs in OpenVINO's own cache directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inference.model import TorchClassifier
+
+log = logging.getLogger(__name__)
+
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def _convert(source: TorchClassifier, precision: str, calibration: torch.Tensor, ir_file: Path):
+    import openvino as ov
+
+    core = ov.Core()
+    if ir_file.is_file():
+        try:
+            return core.read_model(str(ir_file))
+        except Exception as exc:
+            log.warning("cached OpenVINO model %s unusable (%s); converting again", ir_file, exc)
+    crop = source.input_spec.crop
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ov.convert_model(source.module.eval(), example_input=calibration[:1], input=[(-1, 3, crop, crop)])
+        if precision == "int8":
+            import nncf
+
+            dataset = nncf.Dataset([calibration[i:i + 1].numpy() for i in range(len(calibration))])
+            model = nncf.quantize(model, dataset, subset_size=len(calibration), preset=nncf.QuantizationPreset.PERFORMANCE)
+    ir_file.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(model, str(ir_file))
+    return model
+
+
+class OpenVinoRunner:
+    """A compiled OpenVINO model with one infer request (the worker is a single thread)."""
+
+    def __init__(self, source: TorchClassifier, precision: str, calibration: torch.Tensor, cache_dir: Path,
+                 threads: int) -> None:
+        import openvino as ov
+
+        model = _convert(source, precision, calibration, cache_dir / f"{precision}.xml")
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir / "blobs")}
+        if precision in PRECISION_HINTS:
+            config["INFERENCE_PRECISION_HINT"] = PRECISION_HINTS[precision]
+        self._compiled = core.compile_model(model, "CPU", config)
+        self._request = self._compiled.create_infer_request()
+        self._output = self._compiled.output(0)
+        self.labels = source.labels
+        self.model_id = source.model_id
+        self.input_spec = source.input_spec
+        self.description = f"openvino {precision}"
+
+    def predict(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits (float32) for the batch."""
+        result = self._request.infer({0: np.ascontiguousarray(batch.numpy())})
+        return torch.from_numpy(np.array(result[self._output], dtype=np.float32, copy=True))

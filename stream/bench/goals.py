@@ -1,0 +1,66 @@
+"""The speed issue's goals, as ratios computed from one benchmark run."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+def _raw(result: dict, backend: str, precision: str, batch: int = 8) -> Optional[float]:
+    rows = [r for r in result["raw"] if (r["backend"], r["precision"], r["batch"]) == (backend, precision, batch)]
+    return rows[0]["img_per_s"] if rows else None
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return round(a / b, 3) if a and b else None
+
+
+def goals(result: dict[str, Any]) -> dict[str, Any]:
+    """Each goal with its measured value, its target and whether it is met (None when not measured)."""
+    best = result["best"]
+    found: dict[str, Any] = {}
+    pipeline_ratios = {}
+    for row in result["pipeline"]:
+        if row["paced_fps"] is None:
+            key = f"{row['backend']} {row['precision']}"
+            ratio = _ratio(row["results_per_s"], _raw(result, row["backend"], row["precision"], row["batch"]))
+            pipeline_ratios[key] = max(pipeline_ratios.get(key) or 0, ratio or 0)
+    found["pipeline_vs_raw"] = {"value": pipeline_ratios, "target": ">= 0.9",
+                                "met": all(v >= 0.9 for v in pipeline_ratios.values()) if pipeline_ratios else None}
+    best_pipeline = max((r["results_per_s"] for r in result["pipeline"] if r["paced_fps"] is None
+                         and (r["backend"], r["precision"]) == (best["backend"], best["precision"])), default=None)
+    value = _ratio(best_pipeline, result["baseline"]["img_per_s"])
+    found["best_vs_baseline"] = {"value": value, "target": ">= 2.5", "met": value >= 2.5 if value else None}
+    value = _ratio(_raw(result, best["backend"], best["precision"]), _raw(result, "openvino", "default"))
+    found["best_vs_openvino_default"] = {"value": value, "target": ">= 1.0", "met": value >= 1.0 if value else None}
+    found["int8_vs_best_fp32"] = _int8_goal(result)
+    found["two_cameras_30fps"] = _two_cameras_goal(result, best)
+    warm = (result.get("startup") or {}).get("warm_s")
+    found["startup_warm_s"] = {"value": warm, "target": "<= 5", "met": warm <= 5 if warm else None}
+    ratio = (result.get("static_scene") or {}).get("cpu_ratio")
+    found["static_scene_cpu_ratio"] = {"value": ratio, "target": "<= 0.25", "met": ratio <= 0.25 if ratio is not None else None}
+    return found
+
+
+def _int8_goal(result: dict) -> dict[str, Any]:
+    fp32 = max((r["img_per_s"] for r in result["raw"] if r["batch"] == 8 and r["precision"] == "fp32"), default=None)
+    int8_rows = [r for r in result["raw"] if r["batch"] == 8 and r["precision"] == "int8"]
+    if not int8_rows or not fp32:
+        return {"value": None, "target": ">= 1.6 with >= 99% agreement", "met": None}
+    fastest = max(int8_rows, key=lambda r: r["img_per_s"])
+    agreements = [a["top1_agreement"] for a in result["agreement"]
+                  if (a["backend"], a["precision"]) == (fastest["backend"], "int8")]
+    ratio = _ratio(fastest["img_per_s"], fp32)
+    agreement = min(agreements) if agreements else None
+    met = bool(ratio and ratio >= 1.6 and agreement is not None and agreement >= 0.99)
+    return {"value": ratio, "path": f"{fastest['backend']} int8", "agreement": agreement,
+            "target": ">= 1.6 with >= 99% agreement", "met": met}
+
+
+def _two_cameras_goal(result: dict, best: dict) -> dict[str, Any]:
+    rows = [r for r in result["pipeline"] if r["cameras"] == 2 and r["paced_fps"] == 30.0
+            and (r["backend"], r["precision"]) == (best["backend"], best["precision"])]
+    if not rows:
+        return {"value": None, "target": "no drops, p99 <= 50 ms", "met": None}
+    row = rows[0]
+    return {"value": {"drop_rate": row["drop_rate"], "latency_ms_p99": row["latency_ms_p99"]},
+            "target": "no drops, p99 <= 50 ms", "met": row["drop_rate"] == 0 and row["latency_ms_p99"] <= 50}

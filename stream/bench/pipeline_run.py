@@ -1,0 +1,105 @@
+"""The pipeline end to end: N replay cameras, unlimited or paced, through worker and publisher to a subscriber."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import zmq
+
+from capture.replay import ReplaySource
+from config.loader import validate
+from inference.model import Classifier
+from stream.app import Pipeline
+from stream.bench.measure import percentile
+
+WARMUP_S = 1.5
+
+
+class _CountingSink:
+    """Counts results handed to the sinks (cheap: no JSON work in the measuring process)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def submit(self, results) -> None:
+        self.count += len(results)
+
+
+class _LatencyCollector(threading.Thread):
+    """A real subscriber that keeps `latency_ms` of results published while `recording` is set."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(name="bench-subscriber", daemon=True)
+        self._socket = zmq.Context.instance().socket(zmq.SUB)
+        self._socket.setsockopt(zmq.SUBSCRIBE, b"result/")
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.connect(endpoint)
+        self.recording = threading.Event()
+        self.stop = threading.Event()
+        self.latencies: list[float] = []
+
+    def run(self) -> None:
+        import json
+
+        try:
+            while not self.stop.is_set():
+                if self._socket.poll(100):
+                    payload = json.loads(self._socket.recv_multipart()[1])
+                    if self.recording.is_set():
+                        self.latencies.append(payload["latency_ms"])
+        finally:
+            self._socket.close()
+
+
+def bench_config(cameras: int, paced_fps: Optional[float], max_batch: int, skip: str = "off"):
+    """Cameras as a benchmark wants them: paced ones drop the oldest frame, unlimited ones block (nothing lost)."""
+    camera = {"source": "synthetic", "pace": paced_fps is not None, "fps": paced_fps or 30.0,
+              "queue_size": 2 if paced_fps else 4, "drop_policy": "drop_oldest" if paced_fps else "block"}
+    return validate({
+        "cameras": [{"id": f"cam{i}", **camera} for i in range(cameras)],
+        "publisher": {"endpoint": "tcp://127.0.0.1:*", "queue_size": 4096},
+        "batching": {"max_batch": max_batch, "max_wait_ms": 10},
+        "skip": {"enabled": skip},
+    }, origin="bench")
+
+
+def pipeline_row(classifier: Classifier, backend: str, precision: str, cameras: int, paced_fps: Optional[float],
+                 frames: Sequence[np.ndarray], seconds: float, max_batch: int = 8) -> dict[str, Any]:
+    """Results per second, capture-to-publish latency and drop rate over `seconds` after a warm-up."""
+    config = bench_config(cameras, paced_fps, max_batch)
+    def factory(camera):  # each camera starts at a different picture, so batches hold different frames
+        shift = int(camera.id.removeprefix("cam")) * 7 % len(frames)
+        return ReplaySource(list(frames[shift:]) + list(frames[:shift]), fps=paced_fps or 30.0)
+
+    counter = _CountingSink()
+    pipeline = Pipeline(config, classifier, threading.Event(), source_factory=factory, extra_sinks=[counter])
+    pipeline.start()
+    collector = _LatencyCollector(pipeline.publisher.endpoint)
+    collector.start()
+    try:
+        time.sleep(WARMUP_S)
+        before = _totals(pipeline, counter)
+        collector.recording.set()
+        time.sleep(seconds)
+        collector.recording.clear()
+        after = _totals(pipeline, counter)
+    finally:
+        collector.stop.set()
+        pipeline.shutdown()
+        collector.join(2)
+    elapsed = after["time"] - before["time"]
+    captured = after["captured"] - before["captured"]
+    return {"backend": backend, "precision": precision, "batch": max_batch, "cameras": cameras, "paced_fps": paced_fps,
+            "results_per_s": round((after["results"] - before["results"]) / elapsed, 2),
+            "latency_ms_p50": round(percentile(collector.latencies, 50), 2),
+            "latency_ms_p99": round(percentile(collector.latencies, 99), 2),
+            "drop_rate": round((after["dropped"] - before["dropped"]) / captured, 4) if captured else 0.0}
+
+
+def _totals(pipeline: Pipeline, counter: _CountingSink) -> dict[str, float]:
+    snapshots = [status.snapshot() for status in pipeline.statuses]
+    return {"time": time.monotonic(), "results": counter.count, "captured": sum(s.captured for s in snapshots),
+            "dropped": sum(s.dropped for s in snapshots)}

@@ -1,0 +1,41 @@
+"""The benchmark as tables on the terminal."""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+
+def _table(out: TextIO, title: str, header: list[str], rows: list[list[Any]]) -> None:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)] if rows else [len(h) for h in header]
+    out.write(f"\n{title}\n")
+    out.write("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "\n")
+    for row in rows:
+        out.write("  ".join(str(x).ljust(w) for x, w in zip(row, widths)) + "\n")
+
+
+def print_table(result: dict[str, Any], out: TextIO) -> None:
+    """Machine, raw, pipeline, baseline, agreement, static scene, start-up and goals."""
+    machine = result["machine"]
+    out.write(f"{machine['cpu']}, {machine['cores']} cores, {machine['threads']} torch threads, "
+              f"flags {' '.join(machine['flags'])}, torch {machine['torch']}; model {result['model']}\n")
+    _table(out, "raw model (images per second; latency per call)", ["backend", "precision", "batch", "img/s", "p50 ms", "p99 ms"],
+           [[r["backend"], r["precision"], r["batch"], r["img_per_s"], r["latency_ms_p50"], r["latency_ms_p99"]] for r in result["raw"]])
+    _table(out, "pipeline (replayed 640x480 camera frames → publisher)",
+           ["backend", "precision", "cameras", "rate", "results/s", "p50 ms", "p99 ms", "drops"],
+           [[r["backend"], r["precision"], r["cameras"], f"{r['paced_fps']:.0f} fps" if r["paced_fps"] else "unlimited",
+             r["results_per_s"], r["latency_ms_p50"], r["latency_ms_p99"], f"{r['drop_rate']:.1%}"] for r in result["pipeline"]])
+    out.write(f"\nbaseline ({result['baseline']['preprocessing']}, {result['baseline']['backend']}): "
+              f"{result['baseline']['img_per_s']} img/s\n")
+    _table(out, "top-1 agreement with torch fp32", ["model", "backend", "precision", "frames", "agreement"],
+           [[r["model"], r["backend"], r["precision"], r["frames"], f"{r['top1_agreement']:.2%}"] for r in result["agreement"]])
+    scene = result.get("static_scene") or {}
+    if scene:
+        out.write(f"\nstatic scene at 30 fps ({scene['backend']} {scene['precision']}): CPU {scene['cpu_s_skip_on']} s with "
+                  f"skipping vs {scene['cpu_s_skip_off']} s without = {scene['cpu_ratio']:.0%}\n")
+    if result.get("startup"):
+        out.write(f"start-up to first result: {result['startup']['first_s']} s, warm cache {result['startup']['warm_s']} s\n")
+    for skipped in result.get("skipped", []):
+        out.write(f"skipped {skipped['backend']} {skipped['precision']}: {skipped['reason']}\n")
+    _table(out, "goals", ["goal", "measured", "target", "met"],
+           [[name, goal["value"], goal["target"], {True: "yes", False: "NO", None: "not measured"}[goal["met"]]]
+            for name, goal in result["goals"].items()])

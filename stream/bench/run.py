@@ -1,0 +1,211 @@
+"""Run the whole benchmark: raw rows, pipeline rows, baseline, agreement, static-scene CPU, start-up; then the goals."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, TextIO
+
+import cv2
+import numpy as np
+import torch
+
+from capture.lane import LaneScene
+from config.paths import cache_root
+from inference.backends.choice import Choice, why_unavailable
+from inference.backends.select import RunnerFactory
+from inference.errors import ModelError
+from inference.imagenet import MODEL_ID, imagenet_labels, load_imagenet_resnet18
+from inference.model import Classifier, TorchClassifier
+from inference.preprocess import InputSpec
+from inference.threads import configure_torch_threads
+from stream.bench.agreement import agreement_rows
+from stream.bench.goals import goals
+from stream.bench.machine import machine_info
+from stream.bench.measure import baseline_row, raw_row
+from stream.bench.pipeline_run import pipeline_row
+from stream.bench.report import print_table
+from stream.calibration import rendered_frames
+
+log = logging.getLogger(__name__)
+
+RAW_CHOICES = (Choice("torch", "fp32"), Choice("torch", "bf16"), Choice("torch", "int8"),
+               Choice("openvino", "default"), Choice("openvino", "fp32"), Choice("openvino", "bf16"), Choice("openvino", "int8"))
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """How much to measure: the full run (several minutes) or --quick (under a minute)."""
+
+    quick: bool = False
+
+    @property
+    def raw_seconds(self) -> float:
+        return 1.0 if self.quick else 4.0
+
+    @property
+    def pipeline_seconds(self) -> float:
+        return 2.0 if self.quick else 6.0
+
+    @property
+    def batches(self) -> tuple[int, ...]:
+        return (1, 8)
+
+    @property
+    def choices(self) -> tuple[Choice, ...]:
+        return (Choice("torch", "fp32"), Choice("torch", "bf16")) if self.quick else RAW_CHOICES
+
+    @property
+    def camera_counts(self) -> tuple[int, ...]:
+        return (1, 2) if self.quick else (1, 2, 4)
+
+
+def speed_model() -> tuple[TorchClassifier, str]:
+    """ResNet-18 at 224 px: with ImageNet weights when they are here (speed does not depend on the weights)."""
+    try:
+        return load_imagenet_resnet18(None, allow_download=False), "resnet18-imagenet1k-v1"
+    except ModelError:
+        from torchvision.models import resnet18
+
+        torch.manual_seed(0)
+        return TorchClassifier(resnet18().eval(), imagenet_labels(), MODEL_ID, InputSpec()), "resnet18 (random weights)"
+
+
+def camera_frames(count: int = 48) -> list[np.ndarray]:
+    """640x480 checkout-lane pictures, as a camera delivers them."""
+    scene = LaneScene(seed=4242)
+    return [scene.render(n) for n in range(0, count * 5, 5)]
+
+
+class Bench:
+    """Collects every part of the benchmark JSON, printing progress to `out`."""
+
+    def __init__(self, plan: BenchPlan, out: TextIO = sys.stderr, cache_dir: Optional[Path] = None) -> None:
+        self.plan, self.out = plan, out
+        self.cache_dir = cache_dir or cache_root()
+        cv2.setNumThreads(1)
+        self.threads = configure_torch_threads(0)
+        self.model, self.model_name = speed_model()
+        self.frames = camera_frames(24 if plan.quick else 48)
+        self.factory = RunnerFactory(self.model, rendered_frames, self.cache_dir / "models", self.threads, 8)
+        self.runners: dict[Choice, Classifier] = {}
+        self.skipped: list[dict[str, str]] = []
+
+    def runner(self, choice: Choice) -> Optional[Classifier]:
+        """The runner for `choice` (built once), or None when it cannot run here (recorded in `skipped`)."""
+        if choice in self.runners:
+            return self.runners[choice]
+        reason = why_unavailable(Choice(choice.backend, "fp32" if choice.precision == "default" else choice.precision))
+        if reason is None:
+            try:
+                self._say(f"building {choice.backend} {choice.precision}")
+                self.runners[choice] = self.factory(choice)
+                return self.runners[choice]
+            except Exception as exc:  # a path that fails to build is reported, not fatal
+                reason = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+        self.skipped.append({"backend": choice.backend, "precision": choice.precision, "reason": reason})
+        self._say(f"skipping {choice.backend} {choice.precision}: {reason}")
+        return None
+
+    def raw(self) -> list[dict[str, Any]]:
+        rows = []
+        for choice in self.plan.choices:
+            runner = self.runner(choice)
+            for batch in self.plan.batches if runner else ():
+                rows.append(raw_row(runner, choice.backend, choice.precision, batch, self.plan.raw_seconds))
+                self._say(f"raw {choice.backend} {choice.precision} batch {batch}: {rows[-1]['img_per_s']:.1f} img/s")
+        return rows
+
+    def pipeline(self, choices: list[Choice]) -> list[dict[str, Any]]:
+        rows = []
+        for choice in choices:
+            for cameras in self.plan.camera_counts:
+                for paced in (None, 30.0):
+                    row = pipeline_row(self.runners[choice], choice.backend, choice.precision, cameras, paced,
+                                       self.frames, self.plan.pipeline_seconds)
+                    rows.append(row)
+                    self._say(f"pipeline {choice} {cameras} camera(s) {'30 fps' if paced else 'unlimited'}: "
+                              f"{row['results_per_s']:.1f} results/s, p99 {row['latency_ms_p99']:.0f} ms, drops {row['drop_rate']:.1%}")
+        return rows
+
+    def agreement(self) -> list[dict[str, Any]]:
+        rows = []
+        for reference, name, frames in self._trained_models():
+            factory = RunnerFactory(reference, rendered_frames, self.cache_dir / "models", self.threads, 8)
+            candidates = [c for c in self.plan.choices if c.precision not in ("fp32",) and why_unavailable(
+                Choice(c.backend, "fp32" if c.precision == "default" else c.precision)) is None]
+            builds: list[tuple[Choice, Callable[[], Classifier]]] = [(c, lambda c=c: factory(c)) for c in candidates]
+            rows += agreement_rows(reference, name, builds, frames)
+            for row in rows[-len(builds):] if builds else []:
+                self._say(f"agreement {name} {row['backend']} {row['precision']}: {row['top1_agreement']:.2%}")
+        return rows
+
+    def _trained_models(self):
+        from stream.demo import demo_bundle_path, ensure_demo_model
+
+        path = demo_bundle_path(self.cache_dir)
+        if path.is_file() or not self.plan.quick:
+            bundle = ensure_demo_model(path)
+            scene = LaneScene(seed=777)
+            yield bundle.to_classifier(), bundle.model_id, [scene.render(n) for n in range(0, 1500 if not self.plan.quick else 300, 5)]
+        if self.model_name == "resnet18-imagenet1k-v1":
+            yield self.model, self.model_name, rendered_frames(200 if not self.plan.quick else 60, 31)
+
+    def run(self) -> dict[str, Any]:
+        """Everything, as the JSON object of DESIGN.md (plus static-scene CPU, start-up and goals)."""
+        result: dict[str, Any] = {"machine": machine_info(self.threads), "model": self.model_name, "quick": self.plan.quick}
+        result["raw"] = self.raw()
+        result["baseline"] = baseline_row(self.model.module, self.frames, self.plan.raw_seconds * 2)
+        self._say(f"baseline (PIL + eager fp32, one frame at a time): {result['baseline']['img_per_s']:.1f} img/s")
+        best = self.best_choice(result["raw"])
+        result["pipeline"] = self.pipeline(list(dict.fromkeys([Choice("torch", "fp32"), best])))
+        result["agreement"] = self.agreement()
+        result["static_scene"] = self.static_scene(best)
+        result["startup"] = {} if self.plan.quick else self.startup()
+        result["best"] = {"backend": best.backend, "precision": best.precision}
+        result["skipped"] = self.skipped
+        result["goals"] = goals(result)
+        return result
+
+    def best_choice(self, raw: list[dict[str, Any]]) -> Choice:
+        """The fastest path at batch 8 (int8 and bf16 are only fast paths when they agree with fp32; checked below)."""
+        rows = [r for r in raw if r["batch"] == 8 and r["precision"] != "default"]
+        top = max(rows, key=lambda r: r["img_per_s"])
+        return Choice(top["backend"], top["precision"])
+
+    def static_scene(self, best: Choice) -> dict[str, Any]:
+        from stream.bench.skip_cpu import static_scene_row
+
+        row = static_scene_row(self.runners[best], self.frames[0], self.plan.pipeline_seconds)
+        self._say(f"static scene at 30 fps with {best}: skip on uses {row['cpu_ratio']:.0%} of the CPU of skip off")
+        return {"backend": best.backend, "precision": best.precision, **row}
+
+    def startup(self) -> dict[str, Any]:
+        from stream.bench.startup import seconds_to_first_result
+        from stream.demo import demo_bundle_path
+
+        model = demo_bundle_path(self.cache_dir)
+        first = seconds_to_first_result(model, self.cache_dir)
+        warm = seconds_to_first_result(model, self.cache_dir)
+        self._say(f"start-up to first result: {first} s, then {warm} s with a warm cache")
+        return {"model": str(model), "first_s": first, "warm_s": warm}
+
+    def _say(self, message: str) -> None:
+        self.out.write(f"bench: {message}\n")
+        self.out.flush()
+
+
+def run_bench(plan: BenchPlan, json_path: Optional[Path] = None, out: TextIO = sys.stderr) -> dict[str, Any]:
+    """Run, print the table, and write the JSON when asked."""
+    result = Bench(plan, out).run()
+    print_table(result, sys.stdout)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=json_path.parent, delete=False, suffix=".json") as handle:
+            json.dump(result, handle, indent=2)
+        Path(handle.name).replace(json_path)
+    return result

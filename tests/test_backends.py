@@ -1,0 +1,136 @@
+"""Backends and precisions: same top-1 as fp32, same wire format, clear errors, auto picks and remembers."""
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from capture.catalog_dataset import render_class
+from config.schema import ModelConfig
+from inference.backends import choice as choice_module
+from inference.backends.auto import Trial, pick
+from inference.backends.choice import BackendUnavailable, Choice, require, why_unavailable
+from inference.backends.select import RunnerFactory, accelerate
+from inference.backends.torch_int8 import batch_buckets
+from inference.bundle import load_bundle
+from inference.preprocess import BatchPreprocessor
+from stream.app import Pipeline
+from stream.calibration import rendered_frames
+from tests.conftest import make_config
+from tests.fakes import Subscriber
+from tests.test_pipeline import assert_valid_result
+
+CHOICES = [Choice(b, p) for b in ("torch", "openvino") for p in ("fp32", "bf16", "int8")]
+
+
+@pytest.fixture(scope="module")
+def factory(tiny_bundle, tmp_path_factory) -> RunnerFactory:
+    classifier = load_bundle(tiny_bundle).to_classifier()
+    return RunnerFactory(classifier, rendered_frames, tmp_path_factory.mktemp("models"), threads=2, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def frames() -> torch.Tensor:
+    return [image for label in range(1, 11) for image in render_class(label, 4, seed=55, out_size=224)]
+
+
+def top1(classifier, images) -> torch.Tensor:
+    return classifier.predict(BatchPreprocessor(classifier.input_spec, len(images))(images)).argmax(1)
+
+
+@pytest.mark.parametrize("choice", CHOICES, ids=str)
+def test_each_available_path_agrees_with_fp32(factory, frames, choice):
+    reason = why_unavailable(choice)
+    if reason:
+        pytest.skip(reason)
+    runner = factory(choice)
+    agreement = float((top1(runner, frames) == top1(factory.source, frames)).float().mean())
+    assert runner.labels == factory.source.labels and runner.model_id == factory.source.model_id
+    assert agreement >= 0.95, f"{choice}: {agreement:.1%}"  # a tiny 48 px model has small margins; the bench uses 99% on trained models
+
+
+@pytest.mark.parametrize("choice", [Choice("torch", "int8"), Choice("openvino", "int8")], ids=str)
+def test_fast_path_publishes_the_same_wire_format(factory, choice):
+    if why_unavailable(choice):
+        pytest.skip(why_unavailable(choice))
+    runner = factory(choice)
+    config = make_config([{"id": "lane", "source": "synthetic:lane"}])
+    pipeline = Pipeline(config, runner, threading.Event())
+    pipeline.start()
+    subscriber = Subscriber(pipeline.publisher.endpoint)
+    try:
+        subscriber.collect_until(lambda _m: len(subscriber.of_type("result")) >= 5, 30)
+    finally:
+        pipeline.shutdown()
+        subscriber.close()
+    results = subscriber.of_type("result")
+    assert len(results) >= 5
+    for payload in results:
+        assert_valid_result(payload, runner.labels)
+
+
+def test_int8_batches_of_any_size_keep_their_length(factory):
+    if why_unavailable(Choice("torch", "int8")):
+        pytest.skip(why_unavailable(Choice("torch", "int8")))
+    runner = factory(Choice("torch", "int8"))
+    crop = runner.input_spec.crop
+    assert [runner.predict(torch.zeros(n, 3, crop, crop)).shape[0] for n in (1, 3, 5, 8)] == [1, 3, 5, 8]
+    assert batch_buckets(8) == (1, 2, 4, 8) and batch_buckets(6) == (1, 2, 4, 6)
+
+
+def test_missing_openvino_is_a_clear_error_and_auto_skips_it(monkeypatch):
+    monkeypatch.setattr(choice_module, "openvino_installed", lambda: False)
+    with pytest.raises(BackendUnavailable, match=r"pip install 'streamrec\[openvino\]'"):
+        require(Choice("openvino", "fp32"))
+    assert "not installed" in why_unavailable(Choice("openvino", "int8"))
+
+
+def test_bf16_without_native_support_is_refused(monkeypatch):
+    monkeypatch.setattr(choice_module, "has_fast_bf16", lambda: False)
+    with pytest.raises(BackendUnavailable, match="no native bfloat16"):
+        require(Choice("torch", "bf16"))
+
+
+def test_auto_picks_the_fastest_path_that_agrees():
+    trials = [Trial("torch", "fp32", 1.0, 50.0), Trial("torch", "int8", 0.97, 400.0), Trial("torch", "bf16", 1.0, 90.0),
+              Trial("openvino", "int8", None, None, "OpenVINO is not installed")]
+    assert pick(trials, 0.99).choice == Choice("torch", "bf16")
+    assert pick(trials, 0.95).choice == Choice("torch", "int8")
+    assert pick([Trial("openvino", "fp32", note="failed")], 0.99).choice == Choice("torch", "fp32")
+
+
+def test_auto_decides_once_and_reuses_the_decision(tiny_bundle, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(choice_module, "openvino_installed", lambda: False)
+    monkeypatch.setattr(choice_module, "_importable", lambda module: module != "torchao")
+    classifier = load_bundle(tiny_bundle).to_classifier()
+    model = ModelConfig(spec=str(tiny_bundle), precision="auto")
+    caplog.set_level("INFO")
+    first = accelerate(classifier, model, 8, tmp_path, 2, rendered_frames)
+    assert "auto picked" in caplog.text and "torch int8: torch int8 needs torchao" in caplog.text
+    caplog.clear()
+    second = accelerate(classifier, model, 8, tmp_path, 2, rendered_frames)
+    assert "decided earlier" in caplog.text and "auto picked" not in caplog.text
+    assert first.description == second.description and first.description.startswith("torch")
+
+
+def test_explicit_precision_on_an_external_model_is_refused(tmp_path):
+    from tests.fakes import FixedClassifier
+
+    with pytest.raises(BackendUnavailable, match="apply to resnet18 and bundles"):
+        accelerate(FixedClassifier(), ModelConfig(precision="int8"), 8, tmp_path, 2, rendered_frames)
+    assert isinstance(accelerate(FixedClassifier(), ModelConfig(), 8, tmp_path, 2, rendered_frames), FixedClassifier)
+
+
+def test_run_with_openvino_missing_exits_78(tmp_path, tiny_bundle):
+    from tests.conftest import cli_env, run_cli
+
+    fake = tmp_path / "fake" / "openvino"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('openvino blocked for this test')\n")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[[cameras]]\nid = "c"\nsource = "synthetic"\n[model]\nspec = "{tiny_bundle}"\nbackend = "openvino"\nprecision = "fp32"\n')
+    done = run_cli("run", "--config", str(config), "--headless", "--duration", "5", "--publish", "tcp://127.0.0.1:*",
+                   env=cli_env(PYTHONPATH=str(fake.parent), STREAMREC_CACHE_DIR=str(tmp_path / "cache")))
+    assert done.returncode == 78, done.stderr
+    assert "pip install 'streamrec[openvino]'" in done.stderr and "Traceback" not in done.stderr
