@@ -16,24 +16,20 @@ from config.sources import SourceKind
 SceneFactory = Callable[[CameraConfig], FrameSource]
 
 
+def _scene_options(camera: CameraConfig) -> dict:
+    """Size, rate and seed of a built-in scene, with the defaults filled in."""
+    return {"width": camera.width or DEFAULT_SIZE[0], "height": camera.height or DEFAULT_SIZE[1],
+            "fps": camera.fps or DEFAULT_FPS, "seed": camera.seed}
+
+
 def synthetic_source(camera: CameraConfig) -> FrameSource:
     """The built-in moving-shapes scene."""
-    return SyntheticSource(
-        width=camera.width or DEFAULT_SIZE[0],
-        height=camera.height or DEFAULT_SIZE[1],
-        fps=camera.fps or DEFAULT_FPS,
-        seed=camera.seed,
-    )
+    return SyntheticSource(**_scene_options(camera))
 
 
 def lane_source(camera: CameraConfig) -> FrameSource:
     """The checkout-lane scene of the demo catalog."""
-    return LaneSource(
-        width=camera.width or DEFAULT_SIZE[0],
-        height=camera.height or DEFAULT_SIZE[1],
-        fps=camera.fps or DEFAULT_FPS,
-        seed=camera.seed,
-    )
+    return LaneSource(**_scene_options(camera))
 
 
 class SourceFactory:

@@ -28,13 +28,40 @@ def resnet18_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def streamrec_cache(tmp_path_factory) -> Path:
+    """One cache for the whole session (auto decisions, int8 and OpenVINO conversions); never the user's own."""
+    path = tmp_path_factory.mktemp("streamrec-cache")
+    previous = os.environ.get("STREAMREC_CACHE_DIR")
+    os.environ["STREAMREC_CACHE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("STREAMREC_CACHE_DIR", None)
+    else:
+        os.environ["STREAMREC_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def warm_resnet18(resnet18_checkpoint, streamrec_cache) -> Path:
+    """Make `precision = "auto"` decide once for the test ResNet-18, so CLI runs start without measuring."""
+    from config.schema import ModelConfig
+    from inference.backends.select import accelerate
+    from inference.imagenet import load_imagenet_resnet18
+    from inference.threads import available_cpus
+    from stream.calibration import rendered_frames
+
+    classifier = load_imagenet_resnet18(resnet18_checkpoint, allow_download=False)
+    accelerate(classifier, ModelConfig(), 8, streamrec_cache / "models", available_cpus(), rendered_frames)
+    return resnet18_checkpoint
+
+
 @pytest.fixture
-def torch_home(tmp_path, monkeypatch, resnet18_checkpoint) -> Path:
+def torch_home(tmp_path, monkeypatch, warm_resnet18) -> Path:
     """A TORCH_HOME whose hub cache holds the ResNet-18 checkpoint."""
     home = tmp_path / "torch"
     checkpoints = home / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    os.link(resnet18_checkpoint, checkpoints / RESNET18_FILE) if _same_fs(resnet18_checkpoint, checkpoints) else shutil.copy(resnet18_checkpoint, checkpoints)
+    os.link(warm_resnet18, checkpoints / RESNET18_FILE) if _same_fs(warm_resnet18, checkpoints) else shutil.copy(warm_resnet18, checkpoints)
     monkeypatch.setenv("TORCH_HOME", str(home))
     return home
 

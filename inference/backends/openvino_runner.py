@@ -49,7 +49,7 @@ class OpenVinoRunner:
                  threads: int) -> None:
         import openvino as ov
 
-        model = _convert(source, precision, calibration, cache_dir / f"{precision}.xml")
+        model = _convert(source, precision, calibration, cache_dir / ("int8.xml" if precision == "int8" else "model.xml"))
         core = ov.Core()
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir / "blobs")}
         if precision in PRECISION_HINTS:

@@ -1,0 +1,38 @@
+"""`streamrec bench --quick` writes JSON in the shape DESIGN.md gives (speed itself is the bench's job, not a test's)."""
+
+import json
+import shutil
+
+import pytest
+
+from stream.demo import demo_bundle_path
+from tests.conftest import cli_env, run_cli
+
+RAW = {"backend", "precision", "batch", "img_per_s", "latency_ms_p50", "latency_ms_p99"}
+PIPELINE = {"backend", "precision", "batch", "cameras", "paced_fps", "results_per_s", "latency_ms_p50", "latency_ms_p99", "drop_rate"}
+AGREEMENT = {"backend", "precision", "model", "top1_agreement"}
+
+
+@pytest.mark.slow
+def test_quick_bench_json_has_every_field(tmp_path, tiny_bundle):
+    cache = tmp_path / "cache"
+    demo = demo_bundle_path(cache)
+    demo.parent.mkdir(parents=True)
+    shutil.copy(tiny_bundle, demo)  # a trained model for the agreement rows
+    out = tmp_path / "bench.json"
+    done = run_cli("bench", "--quick", "--json", str(out), env=cli_env(STREAMREC_CACHE_DIR=str(cache)), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    machine = result["machine"]
+    assert isinstance(machine["cpu"], str) and machine["cores"] >= 1 and isinstance(machine["flags"], list)
+    assert machine["torch"]
+    assert result["raw"] and all(RAW <= set(row) for row in result["raw"])
+    assert {row["batch"] for row in result["raw"]} == {1, 8}
+    assert result["pipeline"] and all(PIPELINE <= set(row) for row in result["pipeline"])
+    assert {row["paced_fps"] for row in result["pipeline"]} == {None, 30.0}
+    assert result["baseline"]["img_per_s"] > 0
+    assert result["agreement"] and all(AGREEMENT <= set(row) for row in result["agreement"])
+    assert all(0 <= row["top1_agreement"] <= 1 for row in result["agreement"])
+    assert 0 < result["static_scene"]["cpu_ratio"]
+    assert set(result["goals"]) >= {"pipeline_vs_raw", "best_vs_baseline", "int8_vs_best_fp32", "two_cameras_30fps"}
+    assert "goals" in done.stdout and "raw model" in done.stdout
