@@ -21,6 +21,7 @@ from stream.display import DisplaySink
 from stream.events import EventTracker
 from stream.health import PipelineHealth
 from stream.heartbeat import camera_entries
+from stream.latest import LatestResults
 from stream.publisher import PublisherThread, ZmqPublisher
 from stream.stats import WorkerStats
 from stream.uploads import UploadChannel
@@ -73,7 +74,8 @@ class Pipeline:
         )
         self.display = self._build_display() if show_window else None
         self.uploads = UploadChannel(self.queues)
-        sinks: list[ResultSink] = [self.publisher_thread, *([self.display] if self.display else []), *extra_sinks]
+        self.web_latest = self._build_latest() if config.http.enabled else None
+        sinks: list[ResultSink] = [self.publisher_thread, *(s for s in (self.display, self.web_latest) if s), *extra_sinks]
         self.worker = InferenceWorker(
             self.queues, classifier, sinks, self.stats, stop, config.batching, config.model.top_k, self.uploads
         )
@@ -88,6 +90,7 @@ class Pipeline:
             for camera, status in zip(config.cameras, self.statuses)
         ]
         self.health = PipelineHealth(self.stats, self.worker, self.publisher_thread, self.captures, self.statuses)
+        self.web = self._build_web(classifier.model_id) if self.web_latest else None
 
     def _build_display(self) -> DisplaySink:
         overlay = self.config.overlay
@@ -96,13 +99,24 @@ class Pipeline:
             self.statuses, self.tracker.current_item, overlay.window_title, overlay.max_fps, stale_s, overlay.fullscreen
         )
 
+    def _build_latest(self) -> LatestResults:
+        return LatestResults(self.statuses, self.tracker.current_item, self.config.freshness.stale_after_ms / 1000.0)
+
+    def _build_web(self, model_id: str):
+        from stream.web import WebContext, WebServer  # aiohttp is imported only when the web interface is on
+        from stream.web.auth import load_token
+
+        return WebServer(WebContext.from_pipeline(self, self.web_latest, model_id, load_token(self.config.http)))
+
     def heartbeat_cameras(self) -> dict[str, dict]:
         """The `cameras` object of the next heartbeat."""
         return camera_entries(self.statuses, self.stats, self.tracker.current_item)
 
     def start(self) -> None:
-        """Bind the publisher (raising PublishError on failure), then start publisher, worker and cameras."""
+        """Bind the publisher and the web server (raising PublishError/WebError), then start publisher, worker and cameras."""
         self.publisher.bind()
+        if self.web is not None:
+            self.web.start()
         self.publisher_thread.start()
         self.worker.start()
         for capture in self.captures:
@@ -132,11 +146,14 @@ class Pipeline:
         return RunOutcome.STOPPED
 
     def shutdown(self) -> None:
-        """Stop and join in order: cameras, worker, publisher (which flushes and says goodbye), then the socket."""
+        """Stop and join in order: web server, cameras, worker, publisher (which flushes and says goodbye), then the socket."""
         self.stop.set()
+        if self.web is not None:
+            self.web.stop()
         _join_all(self.captures, CAPTURE_JOIN_S)
         self.queues.wake()
         _join_all([self.worker], WORKER_JOIN_S)
+        self.uploads.close()
         self.publisher_thread.close()
         _join_all([self.publisher_thread], PUBLISHER_JOIN_S)
         self.publisher.close()
