@@ -57,7 +57,8 @@ def token_middleware(token: str) -> Callable:
             if request.method != "GET":
                 return await handler(request)
             # Swap the token in the address for a cookie, so it leaves the address bar and the history.
-            response = web.Response(status=303, headers={"Location": str(request.rel_url.without_query("token"))})
+            location = request.rel_url.with_query([(k, v) for k, v in request.query.items() if k != "token"])
+            response = web.Response(status=303, headers={"Location": str(location)})
             response.set_cookie(COOKIE, session, max_age=COOKIE_MAX_AGE_S, httponly=True, samesite="Strict", path="/")
             return response
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
