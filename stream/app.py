@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from functools import partial
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import zmq
 
@@ -27,6 +27,9 @@ from stream.stats import WorkerStats
 from stream.uploads import UploadChannel
 from stream.wire import WireEncoder, new_boot_id
 from stream.worker import InferenceWorker, ResultSink
+
+if TYPE_CHECKING:
+    from stream.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,7 @@ class Pipeline:
     def _build_latest(self) -> LatestResults:
         return LatestResults(self.statuses, self.tracker.current_item, self.config.freshness.stale_after_ms / 1000.0)
 
-    def _build_web(self, model_id: str):
+    def _build_web(self, model_id: str) -> "WebServer":
         from stream.web import WebContext, WebServer  # aiohttp is imported only when the web interface is on
         from stream.web.auth import load_token
 

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
+from capture.catalog import LABELS
 from capture.scene import SpriteCache, all_products, render_sample
-from config.schema import ModelConfig
-from inference.loader import load_classifier
 from stream.app import Pipeline
 from tests.conftest import REPO, make_config
+from tests.fakes import tiny_classifier
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +50,9 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model(tiny_bundle):
-    return load_classifier(ModelConfig(spec=str(tiny_bundle)))
+def model():
+    """A tiny random CNN with the demo catalog's labels: real inference, no training needed."""
+    return tiny_classifier(LABELS)
 
 
 def serve(model, **http):

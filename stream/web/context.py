@@ -32,7 +32,7 @@ class WebContext:
     publisher: ZmqPublisher
     publisher_thread: PublisherThread
     current_item: Callable[[str], Optional[str]]
-    token: Optional[str] = None
+    token: Optional[str] = field(default=None, repr=False)
     started_mono: float = field(default_factory=time.monotonic)
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from concurrent.futures import Executor
@@ -19,6 +20,8 @@ WATCH_GRACE_S = 2.0
 REFRESH_S = 1.0
 """An unchanged camera is encoded again at least this often (its fps, latency and banner still change)."""
 JPEG_QUALITY = 75
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,11 @@ class PreviewHub:
                 await self._wake.wait()
                 continue
             started = loop.time()
-            frames = await loop.run_in_executor(self._executor, self._encode, wanted)
+            try:
+                frames = await loop.run_in_executor(self._executor, self._encode, wanted)
+            except Exception:
+                log.exception("encoding previews failed; trying again next tick")
+                frames = {}
             self._frames.update(frames)
             if frames:
                 woken, self._new_frames = self._new_frames, asyncio.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from concurrent.futures import Executor, TimeoutError as FutureTimeout
 from importlib import resources
@@ -115,7 +116,7 @@ async def api_status(request: web.Request) -> web.Response:
 def _camera(request: web.Request) -> str:
     camera = request.match_info["camera"]
     if camera not in request.app[HUB].cameras:
-        raise web.HTTPNotFound(text=f'{{"error": "no camera {camera!r}"}}', content_type="application/json")
+        raise web.HTTPNotFound(text=json.dumps({"error": f"no camera {camera!r}"}), content_type="application/json")
     return camera
 
 
