@@ -1,7 +1,9 @@
 """/metrics parses as Prometheus text and its counters move; /healthz follows the pipeline's health check."""
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from stream.stats import WorkerStats
 from tests.fakes import FixedClassifier, wait_for
 from tests.test_health import StallingClassifier
 from tests.webclient import TWO_CAMERAS, encoded_picture, web_pipeline
@@ -44,6 +46,17 @@ def test_metrics_parse_and_counters_move():
     assert ("streamrec_publish_dropped_total", (("stage", "zmq"),)) in second
     assert second[("streamrec_published_messages_total", ())] > first[("streamrec_published_messages_total", ())]
     assert second[("streamrec_healthy", ())] == 1
+
+
+def test_inference_histogram_counts_each_batch_in_the_first_bucket_at_or_above_it():
+    stats = WorkerStats()
+    for seconds in (0.004, 0.005, 0.02, 30.0):
+        stats.record_batch(["cam0"], seconds)
+    snap = stats.inference_seconds()
+    cumulative = dict(zip(snap.bounds, snap.cumulative))
+    assert (cumulative[0.005], cumulative[0.025], cumulative[10.0]) == (2, 3, 3)
+    assert snap.cumulative[-1] == snap.count == 4
+    assert snap.sum == pytest.approx(30.029)
 
 
 def test_each_pipeline_has_its_own_registry():
