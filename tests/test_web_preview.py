@@ -150,7 +150,7 @@ def test_shutdown_ends_open_streams_and_joins_the_web_thread():
         connection, response = open_stream(pipeline.web.url, "/preview/cam0.mjpg")
         read_mjpeg_parts(response, 1)
         pipeline.web.stop()
-        assert not pipeline.web._thread.is_alive()
+        assert wait_for(lambda: not pipeline.web._thread.is_alive(), 10)
         remaining = response.read()  # the server closed the stream: read() returns instead of blocking
         connection.close()
     assert len(remaining) < 1_000_000
