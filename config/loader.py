@@ -27,6 +27,8 @@ class Overrides:
     headless: bool = False
     model: Optional[str] = None
     labels: Optional[str] = None
+    http: Optional[str] = None
+    """--http HOST:PORT: enables the web interface on that address."""
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -60,6 +62,8 @@ def apply_overrides(data: dict[str, Any], overrides: Overrides) -> dict[str, Any
         ("overlay", "enabled"): False if overrides.headless else None,
         ("model", "spec"): overrides.model,
         ("model", "labels"): overrides.labels,
+        ("http", "listen"): overrides.http,
+        ("http", "enabled"): True if overrides.http else None,
     }
     for (table, key), value in table_values.items():
         if value is not None:

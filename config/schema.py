@@ -6,8 +6,9 @@ import enum
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from config.listen import ListenAddress, parse_listen
 from config.sources import SourceSpec, parse_source_spec
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
@@ -172,6 +173,45 @@ class LoggingConfig(StrictModel):
     level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
 
 
+class HttpConfig(StrictModel):
+    """The web interface and HTTP API inside `streamrec run`."""
+
+    enabled: bool = Field(False, description="Serve the status page, /predict, /healthz and /metrics (--http sets true).")
+    listen: str = Field("127.0.0.1:8080", description="HOST:PORT to listen on; beyond loopback a token is required.")
+    token: Optional[SecretStr] = Field(None, description="Access token for every endpoint but /healthz (16+ characters).")
+    token_file: Optional[Path] = Field(None, description="File whose first line is the access token (instead of token).")
+    preview_fps: float = Field(5.0, ge=0.5, le=30, description="Cap on preview frames per second per camera (MJPEG).")
+    preview_width: int = Field(640, ge=160, le=1920, description="Previews are scaled down to at most this width.")
+    max_viewers: int = Field(8, ge=1, le=64, description="Most preview streams open at once; more get 503.")
+    max_upload_mb: float = Field(10.0, gt=0, le=100, description="Largest image /predict accepts, in MB.")
+
+    @field_validator("listen")
+    @classmethod
+    def _valid_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _long_token(cls, value: Optional[SecretStr]) -> Optional[SecretStr]:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("use at least 16 characters (e.g. the output of `openssl rand -hex 16`)")
+        return value
+
+    @property
+    def address(self) -> ListenAddress:
+        """The parsed listen address."""
+        return parse_listen(self.listen)
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> "HttpConfig":
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set http.token or http.token_file, not both")
+        if self.enabled and not self.address.is_loopback and self.token is None and self.token_file is None:
+            raise ValueError(f"listening on {self.address} (beyond loopback) needs http.token or http.token_file")
+        return self
+
+
 class AppConfig(StrictModel):
     """The whole streamrec configuration."""
 
@@ -184,6 +224,7 @@ class AppConfig(StrictModel):
     skip: SkipConfig = SkipConfig()
     freshness: FreshnessConfig = FreshnessConfig()
     logging: LoggingConfig = LoggingConfig()
+    http: HttpConfig = HttpConfig()
 
     @field_validator("cameras")
     @classmethod

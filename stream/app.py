@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from functools import partial
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import zmq
 
@@ -21,12 +21,16 @@ from stream.display import DisplaySink
 from stream.events import EventTracker
 from stream.health import PipelineHealth
 from stream.heartbeat import camera_entries
+from stream.latest import LatestResults
 from stream.publisher import PublisherThread, ZmqPublisher
 from stream.skip import ChangeDetector
 from stream.stats import WorkerStats
 from stream.uploads import UploadChannel
 from stream.wire import WireEncoder, new_boot_id
 from stream.worker import InferenceWorker, ResultSink
+
+if TYPE_CHECKING:
+    from stream.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,8 @@ class Pipeline:
         )
         self.display = self._build_display() if show_window else None
         self.uploads = UploadChannel(self.queues)
-        sinks: list[ResultSink] = [self.publisher_thread, *([self.display] if self.display else []), *extra_sinks]
+        self.web_latest = self._build_latest() if config.http.enabled else None
+        sinks: list[ResultSink] = [self.publisher_thread, *(s for s in (self.display, self.web_latest) if s), *extra_sinks]
         self.worker = InferenceWorker(
             self.queues, classifier, sinks, self.stats, stop, config.batching, config.model.top_k, self.uploads,
             ChangeDetector.from_config(config),
@@ -90,6 +95,7 @@ class Pipeline:
             for camera, status in zip(config.cameras, self.statuses)
         ]
         self.health = PipelineHealth(self.stats, self.worker, self.publisher_thread, self.captures, self.statuses)
+        self.web = self._build_web(classifier.model_id) if self.web_latest else None
 
     def _build_display(self) -> DisplaySink:
         overlay = self.config.overlay
@@ -98,13 +104,24 @@ class Pipeline:
             self.statuses, self.tracker.current_item, overlay.window_title, overlay.max_fps, stale_s, overlay.fullscreen
         )
 
+    def _build_latest(self) -> LatestResults:
+        return LatestResults(self.statuses, self.tracker.current_item, self.config.freshness.stale_after_ms / 1000.0)
+
+    def _build_web(self, model_id: str) -> "WebServer":
+        from stream.web import WebContext, WebServer  # aiohttp is imported only when the web interface is on
+        from stream.web.auth import load_token
+
+        return WebServer(WebContext.from_pipeline(self, self.web_latest, model_id, load_token(self.config.http)))
+
     def heartbeat_cameras(self) -> dict[str, dict]:
         """The `cameras` object of the next heartbeat."""
         return camera_entries(self.statuses, self.stats, self.tracker.current_item)
 
     def start(self) -> None:
-        """Bind the publisher (raising PublishError on failure), then start publisher, worker and cameras."""
+        """Bind the publisher and the web server (raising PublishError/WebError), then start publisher, worker and cameras."""
         self.publisher.bind()
+        if self.web is not None:
+            self.web.start()
         self.publisher_thread.start()
         self.worker.start()
         for capture in self.captures:
@@ -134,11 +151,14 @@ class Pipeline:
         return RunOutcome.STOPPED
 
     def shutdown(self) -> None:
-        """Stop and join in order: cameras, worker, publisher (which flushes and says goodbye), then the socket."""
+        """Stop and join in order: web server, cameras, worker, publisher (which flushes and says goodbye), then the socket."""
         self.stop.set()
+        if self.web is not None:
+            self.web.stop()
         _join_all(self.captures, CAPTURE_JOIN_S)
         self.queues.wake()
         _join_all([self.worker], WORKER_JOIN_S)
+        self.uploads.close()
         self.publisher_thread.close()
         _join_all([self.publisher_thread], PUBLISHER_JOIN_S)
         self.publisher.close()

@@ -14,7 +14,7 @@ from config.schema import DEFAULT_ENDPOINT
 from inference.errors import FetchError, ModelError
 from stream import exit_codes
 from stream.logs import setup_logging
-from stream.errors import PublishError
+from stream.errors import PublishError, WebError
 
 log = logging.getLogger("streamrec")
 
@@ -36,6 +36,7 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this many seconds")
     run.add_argument("--model", metavar="SPEC", help="resnet18, a bundle path, onnx:FILE or torchscript:FILE")
     run.add_argument("--labels", metavar="FILE", help="labels file for onnx:/torchscript: models")
+    run.add_argument("--http", metavar="HOST:PORT", help="serve the web page and HTTP API here (e.g. 127.0.0.1:8080)")
     run.set_defaults(handler=_cmd_run)
 
 
@@ -130,7 +131,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from stream.runner import run_pipeline
 
     overrides = Overrides(
-        sources=tuple(args.source), endpoint=args.publish, headless=args.headless, model=args.model, labels=args.labels
+        sources=tuple(args.source), endpoint=args.publish, headless=args.headless, model=args.model, labels=args.labels,
+        http=args.http,
     )
     config = load_config(args.config, overrides)
     setup_logging(config.logging.level)
@@ -266,7 +268,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail(exit_codes.CONFIG, str(exc))
     except FetchError as exc:
         return _fail(exit_codes.RUNTIME_FAILURE, f"{exc}. On an offline kiosk, fetch on a connected machine and copy the file over.")
-    except PublishError as exc:
+    except (PublishError, WebError) as exc:
         return _fail(exit_codes.RUNTIME_FAILURE, str(exc))
     except KeyboardInterrupt:
         return exit_codes.OK

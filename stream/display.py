@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from typing import Callable, Mapping, Optional, Sequence
 
 import cv2
-import numpy as np
 
 from capture.status import CameraStatus
-from stream.overlay import OverlayInfo, banner_for, draw_overlay
-from stream.result import Result
+from stream.latest import LatestResults
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDER_SIZE = (480, 640, 3)
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
 SYSTEM_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype")
 
@@ -27,7 +23,7 @@ def display_available(environ: Mapping[str, str] = os.environ) -> bool:
     return bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
 
 
-class DisplaySink:
+class DisplaySink(LatestResults):
     """Keeps each camera's latest result and shows it; `q`, Esc or closing a window asks to stop."""
 
     def __init__(
@@ -39,21 +35,11 @@ class DisplaySink:
         stale_after_s: float,
         fullscreen: bool = False,
     ) -> None:
-        self._statuses = list(statuses)
-        self._current_item = current_item
+        super().__init__(statuses, current_item, stale_after_s)
         self._title = title
         self._interval = 1.0 / max_fps
-        self._stale_after_s = stale_after_s
-        self._latest: dict[str, Result] = {}
-        self._lock = threading.Lock()
         self._opened: set[str] = set()
         self._fullscreen = fullscreen
-
-    def submit(self, results: Sequence[Result]) -> None:
-        """Remember the newest result per camera (older ones are simply replaced)."""
-        with self._lock:
-            for result in results:
-                self._latest[result.camera] = result
 
     def window_name(self, camera: str) -> str:
         """The title of a camera's window."""
@@ -91,24 +77,6 @@ class DisplaySink:
         else:
             cv2.resizeWindow(name, width, height)
         self._opened.add(camera)
-
-    def render(self, status: CameraStatus) -> np.ndarray:
-        """The annotated picture of one camera (a dark placeholder before its first result)."""
-        with self._lock:
-            result = self._latest.get(status.camera)
-        snap = status.snapshot()
-        now = time.monotonic()
-        age = None if result is None else now - result.frame.captured_mono
-        info = OverlayInfo(
-            camera=status.camera,
-            topk=result.topk if result else (),
-            fps=snap.fps,
-            latency_ms=None if result is None else (result.classified_mono - result.frame.captured_mono) * 1000,
-            item=self._current_item(status.camera),
-            banner=banner_for(snap.state.value, age, self._stale_after_s),
-        )
-        image = result.frame.image if result else np.zeros(PLACEHOLDER_SIZE, np.uint8)
-        return draw_overlay(image, info)
 
     def _a_window_was_closed(self) -> bool:
         for camera in self._opened:

@@ -3,3 +3,7 @@
 
 class PublishError(Exception):
     """The publisher socket cannot be set up; the message says what to change."""
+
+
+class WebError(Exception):
+    """The HTTP server cannot listen; the message says what to change."""

@@ -4,8 +4,45 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
 from collections import Counter
+from dataclasses import dataclass
 from typing import Iterable, Optional
+
+INFERENCE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Upper bounds of the per-batch inference time histogram (seconds)."""
+
+
+@dataclass(frozen=True)
+class HistogramSnapshot:
+    """A histogram as Prometheus shows it: cumulative counts per upper bound (the last is +Inf), sum and count."""
+
+    bounds: tuple[float, ...]
+    cumulative: tuple[int, ...]
+    sum: float
+    count: int
+
+
+class Histogram:
+    """Counts observations per bucket; not thread-safe on its own (WorkerStats holds the lock)."""
+
+    def __init__(self, bounds: Iterable[float]) -> None:
+        self.bounds = tuple(bounds)
+        self._counts = [0] * (len(self.bounds) + 1)
+        self._sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Count one observation in the first bucket whose bound is >= value."""
+        self._counts[bisect_left(self.bounds, value)] += 1
+        self._sum += value
+
+    def snapshot(self) -> HistogramSnapshot:
+        """A copy with cumulative counts."""
+        cumulative, total = [], 0
+        for count in self._counts:
+            total += count
+            cumulative.append(total)
+        return HistogramSnapshot(self.bounds, tuple(cumulative), self._sum, total)
 
 
 class WorkerStats:
@@ -20,6 +57,7 @@ class WorkerStats:
         self.last_error: Optional[str] = None
         self._last_progress = time.monotonic()
         self._inference_s_total = 0.0
+        self._inference_s = Histogram(INFERENCE_BUCKETS_S)
 
     def record_batch(self, cameras: Iterable[str], inference_s: float) -> None:
         """Count one classified batch."""
@@ -28,6 +66,7 @@ class WorkerStats:
             self._classified.update(cameras)
             self.batch_sizes[len(cameras)] += 1
             self._inference_s_total += inference_s
+            self._inference_s.observe(inference_s)
             self._last_progress = time.monotonic()
 
     def record_reused(self, camera: str) -> None:
@@ -56,6 +95,16 @@ class WorkerStats:
         """Frames of `camera` classified so far."""
         with self._lock:
             return self._classified[camera]
+
+    def inference_seconds(self) -> HistogramSnapshot:
+        """Per-batch inference time (preprocess, model, top-k) so far."""
+        with self._lock:
+            return self._inference_s.snapshot()
+
+    def batch_size_counts(self) -> dict[int, int]:
+        """How many batches of each size ran so far."""
+        with self._lock:
+            return dict(self.batch_sizes)
 
     def progress_age(self, now: Optional[float] = None) -> float:
         """Seconds since the worker last finished a batch or an idle wait."""

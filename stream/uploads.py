@@ -24,6 +24,10 @@ class UploadsBusy(Exception):
     """Too many uploads are waiting for the model; try again shortly."""
 
 
+class UploadsClosed(Exception):
+    """The pipeline is stopping: uploads are no longer classified."""
+
+
 class UploadChannel:
     """Puts uploaded images on their own queue of the worker's queue set and hands each caller its result."""
 
@@ -33,10 +37,14 @@ class UploadChannel:
         self._pending: dict[int, Future] = {}
         self._lock = threading.Lock()
         self._seq = 0
+        self._closed = False
 
     def classify(self, image: np.ndarray, timeout: float = 10.0) -> tuple[Prediction, ...]:
-        """Top-k for one BGR image; raises UploadsBusy when the queue is full, TimeoutError when too slow."""
+        """Top-k for one BGR image; raises UploadsBusy when the queue is full, TimeoutError when too slow,
+        UploadsClosed once the pipeline stops."""
         with self._lock:
+            if self._closed:
+                raise UploadsClosed("the recognizer is stopping")
             if len(self._queue) >= self._maxsize:
                 raise UploadsBusy(f"{self._maxsize} uploads are already waiting for the model")
             self._seq += 1
@@ -56,6 +64,16 @@ class UploadChannel:
         for future, result in futures:
             if future is not None and not future.done():
                 future.set_result(result.topk)
+
+    def close(self) -> None:
+        """Fail every waiting upload and refuse new ones (called once the worker has stopped)."""
+        with self._lock:
+            self._closed = True
+            futures = list(self._pending.values())
+            self._pending.clear()
+        for future in futures:
+            if not future.done():
+                future.set_exception(UploadsClosed("the recognizer stopped before classifying the image"))
 
     @staticmethod
     def is_upload(result: Result) -> bool:
