@@ -54,15 +54,17 @@ class FixedClassifier:
 
 class ScriptedSource:
     """A camera that follows a script shared across reopenings: 'fail' (open fails), N (deliver N frames
-    then fault), 'end' (end of stream), or 'forever'."""
+    then fault), 'end' (end of stream), or 'forever'. Each frame differs from the last unless `still`."""
 
     is_live = True
 
-    def __init__(self, script: deque, name: str = "scripted", size: tuple[int, int] = (96, 128)) -> None:
+    def __init__(self, script: deque, name: str = "scripted", size: tuple[int, int] = (96, 128), still: bool = False) -> None:
         self.name = name
         self._script = script
         self._size = size
+        self._still = still
         self._remaining: Optional[int] = None
+        self._reads = 0
         self.opened = 0
 
     def open(self) -> None:
@@ -84,7 +86,8 @@ class ScriptedSource:
             if self._remaining <= 0:
                 raise SourceError(f"{self.name} stopped delivering frames")
             self._remaining -= 1
-        return np.full((*self._size, 3), 100, np.uint8)
+        self._reads += 1
+        return np.full((*self._size, 3), 100 if self._still else 50 + self._reads % 100, np.uint8)
 
     def close(self) -> None:
         pass
