@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import zmq
 
 from capture.factory import SourceFactory
+from capture.native_logs import keep_credentials_out_of_native_logs
 from capture.queue import FrameQueueSet
 from capture.status import CameraStatus
 from capture.thread import CaptureThread
@@ -102,6 +103,7 @@ class Pipeline:
 
     def start(self) -> None:
         """Bind the publisher (raising PublishError on failure), then start publisher, worker and cameras."""
+        keep_credentials_out_of_native_logs()  # before any camera opens: OpenCV reads these settings once
         self.publisher.bind()
         self.publisher_thread.start()
         self.worker.start()

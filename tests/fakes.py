@@ -154,3 +154,38 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0, interval_s:
             return True
         time.sleep(interval_s)
     return condition()
+
+
+class WedgingSource:
+    """A live camera that delivers `frames` changing frames, then blocks inside read() (or, with
+    wedge_open, inside open()) until `release` is set, like a driver stuck on a dead device."""
+
+    is_live = True
+
+    def __init__(self, release: threading.Event, frames: int = 5, wedge_open: bool = False, name: str = "wedging") -> None:
+        self.name = name
+        self.release = release
+        self._frames = frames
+        self._wedge_open = wedge_open
+        self._reads = 0
+        self.closed = threading.Event()
+        self.close_thread: Optional[str] = None
+
+    def open(self) -> None:
+        if self._wedge_open:
+            self.release.wait(60)
+
+    def fps(self) -> Optional[float]:
+        return 30.0
+
+    def read(self) -> Optional[np.ndarray]:
+        self._reads += 1
+        if self._reads > self._frames:
+            self.release.wait(60)
+            raise SourceError(f"{self.name}: device went away")
+        time.sleep(1 / 60)
+        return np.full((48, 64, 3), self._reads % 200, np.uint8)
+
+    def close(self) -> None:
+        self.close_thread = threading.current_thread().name
+        self.closed.set()
