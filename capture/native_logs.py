@@ -3,8 +3,9 @@
 What they print bypasses Python logging (and so our redaction). Measured with this OpenCV 5.0 build:
 FFmpeg at its default level (error) prints e.g. "method DESCRIBE failed: 401 (Unauthorized)", no URL;
 at trace level (56) it prints every RTSP request, "Authorization: Basic <base64 user:password>" included;
-OPENCV_VIDEOIO_DEBUG / OPENCV_VIDEOCAPTURE_DEBUG print "trying capture filename='rtsp://user:pass@…'".
-OpenCV reads these variables once, at the first capture it opens, so this must run before that.
+OPENCV_VIDEOIO_DEBUG / OPENCV_VIDEOCAPTURE_DEBUG print "trying capture filename='rtsp://user:pass@…'"
+as OpenCV warnings. FFmpeg's level is read at the first capture opened, so this must run before that;
+the debug switches are read when cv2 loads, so they are answered by keeping OpenCV's logger at ERROR.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ def keep_credentials_out_of_native_logs(environ: MutableMapping[str, str] = os.e
         if level > FFMPEG_MAX_SAFE_LEVEL:
             environ[FFMPEG_LEVEL_ENV] = str(FFMPEG_MAX_SAFE_LEVEL)
             changed.append(f"{FFMPEG_LEVEL_ENV}={level_text} lowered to {FFMPEG_MAX_SAFE_LEVEL} (higher levels print RTSP credentials)")
-    for name in URL_PRINTING_ENV:
-        if environ.pop(name, None) is not None:
-            changed.append(f"{name} ignored (it prints camera URLs with their credentials)")
-    if OPENCV_LEVEL_ENV not in environ:
+    url_printing = [name for name in URL_PRINTING_ENV if environ.pop(name, None) is not None]
+    if url_printing:
+        changed.append(f"{', '.join(url_printing)} set: OpenCV's warnings are off (they would print camera URLs "
+                       "with their credentials)")
+    if url_printing or OPENCV_LEVEL_ENV not in environ:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     for line in changed:
         log.warning("%s", line)
