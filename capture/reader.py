@@ -164,8 +164,8 @@ class SupervisedSource:
                 self._abandon(f"stop requested while {doing} {self.name}", quietly=True)
                 raise ReaderStopped(f"stopped while {doing} {self.name}")
             if time.monotonic() >= deadline:
-                self._abandon(f"{doing} {self.name} took longer than {timeout_s:.1f} s")
-                raise ReaderTimeout(f"{doing} {self.name} took longer than {timeout_s:.1f} s; gave up on it")
+                self._abandon(f"{doing} {self.name} took longer than {timeout_s:g} s")
+                raise ReaderTimeout(f"{doing} {self.name} took longer than {timeout_s:g} s; gave up on it")
         if call.error is not None:
             raise call.error
         return call.result  # type: ignore[return-value]
