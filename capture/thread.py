@@ -129,9 +129,9 @@ class CaptureThread(threading.Thread):
         changed = self._freeze.observe(image, now)
         state = self._status.state
         if state in (CameraState.CONNECTING, CameraState.RECONNECTING):
-            state = self._started_streaming(image, source)
+            state = self._now_streaming(f"streaming {source.name} ({image.shape[1]}x{image.shape[0]})")
         elif state is CameraState.FROZEN and changed:
-            state = self._thawed()
+            state = self._now_streaming("the picture moves again; streaming")
         self._check_geometry(image)
         frozen_after = self._camera.frozen_after_s
         if frozen_after and source.is_live and self._freeze.still_for(now) >= frozen_after:
@@ -144,18 +144,11 @@ class CaptureThread(threading.Thread):
         self._queue.put(Frame(self._camera.id, self._seq, time.time(), now, image), self._stop_event)
         self._check_blocked(state)
 
-    def _started_streaming(self, image: np.ndarray, source: SupervisedSource) -> CameraState:
+    def _now_streaming(self, event: str) -> CameraState:
         self._status.set_state(CameraState.STREAMING)
         self._status.set_error(None)
         self._backoff.reset()
-        log.info("%s: streaming %s (%dx%d)", self._camera.id, source.name, image.shape[1], image.shape[0])
-        return CameraState.STREAMING
-
-    def _thawed(self) -> CameraState:
-        self._status.set_state(CameraState.STREAMING)
-        self._status.set_error(None)
-        self._backoff.reset()
-        log.info("%s: the picture moves again; streaming", self._camera.id)
+        log.info("%s: %s", self._camera.id, event)
         return CameraState.STREAMING
 
     def _check_geometry(self, image: np.ndarray) -> None:
