@@ -54,7 +54,8 @@ class FixedClassifier:
 
 class ScriptedSource:
     """A camera that follows a script shared across reopenings: 'fail' (open fails), N (deliver N frames
-    then fault), 'end' (end of stream), or 'forever'. Each frame differs from the last unless `still`."""
+    then fault), 'end' (end of stream), or 'forever'. It shows a still scene as a live camera does (one pixel
+    flickers, as sensor noise does), or, with `still`, bit-identical frames as a frozen encoder does."""
 
     is_live = True
 
@@ -87,7 +88,10 @@ class ScriptedSource:
                 raise SourceError(f"{self.name} stopped delivering frames")
             self._remaining -= 1
         self._reads += 1
-        return np.full((*self._size, 3), 100 if self._still else 50 + self._reads % 100, np.uint8)
+        image = np.full((*self._size, 3), 100, np.uint8)
+        if not self._still:
+            image[0, 0, 0] += self._reads % 2  # sensor noise in one sampled pixel: a still scene, not a frozen camera
+        return image
 
     def close(self) -> None:
         pass
