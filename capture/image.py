@@ -7,6 +7,8 @@ import numpy as np
 
 MIN_SIDE = 8
 MAX_SIDE = 16384
+MAX_ASPECT = 10.0
+"""Wider than 10:1 is no camera picture; preprocessing such a strip (shorter side to 256) would allocate gigabytes."""
 
 
 class BadFrame(ValueError):
@@ -21,13 +23,15 @@ def as_bgr(image: object) -> np.ndarray:
         raise BadFrame(f"expected 8-bit pixels, got {image.dtype}")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    elif not (image.ndim == 3 and image.shape[2] == 3):
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
         raise BadFrame(f"unsupported image shape {image.shape}")
     height, width = image.shape[:2]
     if min(height, width) < MIN_SIDE or max(height, width) > MAX_SIDE:
         raise BadFrame(f"image size {width}x{height} outside {MIN_SIDE}..{MAX_SIDE} pixels")
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise BadFrame(f"image size {width}x{height} is narrower than 1:{MAX_ASPECT:.0f}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGRA2BGR)
     return np.ascontiguousarray(image)

@@ -39,6 +39,9 @@ class FrameQueue:
         """False for queues that never end a run (uploads): only sources decide when every source has ended."""
         self.dropped = 0
         self.last_put_mono: Optional[float] = None
+        self._overflow_since: Optional[float] = None
+        self._last_take_mono: Optional[float] = None
+        self._take_interval: Optional[float] = None
 
     def put(self, frame: Frame, stop: threading.Event) -> None:
         """Queue a frame: drop the oldest when full, or wait for room under BLOCK (until stop)."""
@@ -51,6 +54,8 @@ class FrameQueue:
             elif len(self._frames) >= self.maxsize:
                 self._frames.popleft()
                 self.dropped += 1
+                if self._overflow_since is None:
+                    self._overflow_since = time.monotonic()
                 if self._on_drop:
                     self._on_drop(1)
             self._frames.append(frame)
@@ -68,11 +73,29 @@ class FrameQueue:
         """True once the producer has ended."""
         return self._closed
 
+    def overflow_age(self, now: Optional[float] = None) -> float:
+        """Seconds this queue has been overflowing without the worker taking a frame (0 when it is not)."""
+        with self._condition:
+            since = self._overflow_since
+        return 0.0 if since is None else (time.monotonic() if now is None else now) - since
+
+    @property
+    def take_interval(self) -> Optional[float]:
+        """Seconds between the worker's last two takes from this queue (None before the second)."""
+        return self._take_interval
+
     def __len__(self) -> int:
         return len(self._frames)
 
     def _pop(self) -> Optional[Frame]:
-        return self._frames.popleft() if self._frames else None
+        if not self._frames:
+            return None
+        now = time.monotonic()
+        if self._last_take_mono is not None:
+            self._take_interval = now - self._last_take_mono
+        self._last_take_mono = now
+        self._overflow_since = None
+        return self._frames.popleft()
 
 
 class FrameQueueSet:

@@ -21,6 +21,10 @@ class CameraState(str, enum.Enum):
     STOPPED = "stopped"
 
 
+DELIVERING = frozenset({CameraState.STREAMING, CameraState.FROZEN, CameraState.BLOCKED})
+"""States in which frames arrive from the camera (frozen: identical ones; blocked: faster than the worker takes them)."""
+
+
 class RateMeter:
     """Events per second over a short sliding window."""
 
@@ -58,6 +62,10 @@ class CameraSnapshot:
     fps: float
     last_error: Optional[str]
     last_frame_age_s: Optional[float]
+    abandoned_readers: int = 0
+    """Reader threads given up on because a camera call overran its deadline (since start)."""
+    stuck_readers: int = 0
+    """Of those, the ones still inside the camera call (each holds a thread until the driver returns)."""
 
 
 class CameraStatus:
@@ -71,6 +79,8 @@ class CameraStatus:
         self._captured = 0
         self._dropped = 0
         self._reconnects = 0
+        self._abandoned_readers = 0
+        self._stuck_readers = 0
         self._last_error: Optional[str] = None
         self._last_frame_mono: Optional[float] = None
         self._last_activity = time.monotonic()
@@ -86,9 +96,29 @@ class CameraStatus:
         self.touch()
         with self._lock:
             previous, self._state = self._state, state
-            if state is CameraState.RECONNECTING and previous is not CameraState.RECONNECTING:
-                self._reconnects += 1
             return previous
+
+    def connection_lost(self) -> None:
+        """Count one reconnect: a camera that had opened failed, went silent or froze."""
+        with self._lock:
+            self._reconnects += 1
+
+    def reader_abandoned(self) -> None:
+        """A reader thread overran its deadline and was left behind."""
+        with self._lock:
+            self._abandoned_readers += 1
+            self._stuck_readers += 1
+
+    def reader_returned(self) -> None:
+        """An abandoned reader's camera call finally returned; it released the camera and ended."""
+        with self._lock:
+            self._stuck_readers -= 1
+
+    @property
+    def stuck_readers(self) -> int:
+        """Abandoned readers still inside a camera call."""
+        with self._lock:
+            return self._stuck_readers
 
     def frame_captured(self, now: float) -> None:
         """Count one delivered frame."""
@@ -128,7 +158,9 @@ class CameraStatus:
                 captured=self._captured,
                 dropped=self._dropped,
                 reconnects=self._reconnects,
-                fps=self._rate.rate(now) if self._state is CameraState.STREAMING else 0.0,
+                fps=self._rate.rate(now) if self._state in DELIVERING else 0.0,
                 last_error=self._last_error,
                 last_frame_age_s=age,
+                abandoned_readers=self._abandoned_readers,
+                stuck_readers=self._stuck_readers,
             )

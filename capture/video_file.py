@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +11,11 @@ import numpy as np
 from capture.opencv_source import OpenCVSource
 from capture.source import SourceError
 from config.schema import CameraConfig
+
+log = logging.getLogger(__name__)
+
+MAX_UNDECODABLE_IN_A_ROW = 25
+"""A read that fails is retried this often before the file counts as ended: FFmpeg skips a corrupt frame."""
 
 
 class VideoFileSource:
@@ -23,6 +29,8 @@ class VideoFileSource:
         self._loop = loop
         self._reader = OpenCVSource(self._path, self.name, is_live=False)
         self._frames_this_pass = 0
+        self.skipped = 0
+        """Frames that could not be decoded (corrupt parts of the file)."""
 
     def open(self) -> None:
         """Open the file; a missing or unreadable file raises SourceError."""
@@ -37,14 +45,28 @@ class VideoFileSource:
 
     def read(self) -> Optional[np.ndarray]:
         """Next frame; at the end, None, or the first frame again when looping."""
-        image = self._reader.read()
+        image = self._read_past_corrupt_frames()
         if image is None and self._loop and self._frames_this_pass > 0:
             self.open()
-            image = self._reader.read()
+            image = self._read_past_corrupt_frames()
         if image is None and self._frames_this_pass == 0:
             raise SourceError(f"{self.name}: no decodable frames (corrupt or not a video?)")
         self._frames_this_pass += 1
         return image
+
+    def _read_past_corrupt_frames(self) -> Optional[np.ndarray]:
+        for failed in range(MAX_UNDECODABLE_IN_A_ROW + 1):
+            image = self._reader.read()
+            if image is not None:
+                if failed:
+                    self._skipped(failed)
+                return image
+        return None
+
+    def _skipped(self, count: int) -> None:
+        before, self.skipped = self.skipped, self.skipped + count
+        if before == 0 or before // 100 != self.skipped // 100:
+            log.warning("%s: skipped %d undecodable frame(s) so far (corrupt file?)", self.name, self.skipped)
 
     def close(self) -> None:
         """Close the file."""

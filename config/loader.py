@@ -67,10 +67,18 @@ def apply_overrides(data: dict[str, Any], overrides: Overrides) -> dict[str, Any
     }
     for (table, key), value in table_values.items():
         if value is not None:
-            merged.setdefault(table, {})[key] = value
+            _table(merged, table)[key] = value
     for table, values in overrides.extra.items():
-        merged.setdefault(table, {}).update(values)
+        _table(merged, table).update(values)
     return merged
+
+
+def _table(data: dict[str, Any], table: str) -> dict[str, Any]:
+    """The table a command-line value goes into; a key of that name that is not a table is a config error."""
+    value = data.setdefault(table, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{table}: must be a table ([{table}]), not a {type(value).__name__}")
+    return value
 
 
 def validate(data: dict[str, Any], origin: str = "config") -> AppConfig:
@@ -97,4 +105,8 @@ def load_config(path: Optional[Path] = None, overrides: Overrides = Overrides())
     """Read `path` (or the packaged default), apply overrides and validate."""
     source = path or default_config_path()
     data = read_toml(source)
-    return validate(apply_overrides(data, overrides), origin=str(source))
+    try:
+        merged = apply_overrides(data, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return validate(merged, origin=str(source))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import re
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s]*)@")
+# Up to the LAST "@" on the line that starts a host: a password with a raw "@", "/" or blank (invalid, but
+# people write them) is masked whole. Over-masking a log line is harmless; a leaked password is not.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\n]*)@(?=[^\s@])")
 _SECRET_PARAM = re.compile(
     r"(?P<key>(?:password|passwd|pwd|pass|token|secret|key|auth)=)(?P<value>[^&\s;]+)",
     re.IGNORECASE,

@@ -17,9 +17,9 @@ Positive = Annotated[float, Field(gt=0.0)]
 
 
 class StrictModel(BaseModel):
-    """Base for every config table: frozen, and unknown keys are an error."""
+    """Base for every config table: frozen, unknown keys are an error, and so are nan and inf."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DropPolicy(str, enum.Enum):
@@ -45,11 +45,19 @@ class CameraConfig(StrictModel):
     width: Optional[int] = Field(None, ge=16, le=8192, description="Requested frame width (USB, synthetic).")
     height: Optional[int] = Field(None, ge=16, le=8192, description="Requested frame height (USB, synthetic).")
     fps: Optional[float] = Field(None, gt=0, le=240, description="Requested frame rate (USB, synthetic; files use their own).")
-    seed: int = Field(0, ge=0, description="Synthetic sources: random seed of the scene.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Synthetic sources: random seed of the scene.")
     open_timeout_s: float = Field(10.0, gt=0, le=120, description="Give up opening the camera after this long.")
     read_timeout_s: float = Field(5.0, gt=0, le=120, description="No frame for this long counts as a dead camera.")
     reconnect_initial_s: float = Field(0.5, gt=0, le=60, description="First retry delay after a camera fault.")
     reconnect_max_s: float = Field(30.0, gt=0, le=600, description="Cap of the exponential retry delay.")
+    frozen_after_s: float = Field(
+        10.0, ge=0, le=3600,
+        description="Live cameras: the same picture (bit for bit) for this long means a frozen camera: reconnect it (0 = never).",
+    )
+    blocked_after_s: float = Field(
+        3.0, gt=0, le=600,
+        description="Frames dropped for this long without the worker taking one: report `blocked` (no reconnect).",
+    )
 
     @field_validator("source")
     @classmethod

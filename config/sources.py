@@ -6,6 +6,7 @@ import enum
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from config.redact import redact
 
@@ -13,6 +14,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg", ".m
 SYNTHETIC_SCENES = ("shapes", "lane")
 _USB_INDEX = re.compile(r"^usb:(\d{1,3})$")
 _V4L2_PATH = re.compile(r"^/dev/video\d{1,3}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_SPEC_CHARS = 2048
 
 
 class SourceKind(str, enum.Enum):
@@ -45,14 +48,17 @@ class SourceSpec:
 def parse_source_spec(text: str) -> SourceSpec:
     """Parse a source spec string; raise ValueError saying what forms are accepted."""
     spec = text.strip()
+    if len(spec) > MAX_SPEC_CHARS:
+        raise ValueError(f"source spec is {len(spec)} characters long; at most {MAX_SPEC_CHARS} are accepted")
+    if _CONTROL.search(spec):
+        raise ValueError(f"source spec {redact(spec)!r} contains control characters (a stray newline or NUL?)")
     if match := _USB_INDEX.match(spec):
         return SourceSpec(SourceKind.USB, match.group(1))
     if _V4L2_PATH.match(spec):
         return SourceSpec(SourceKind.USB, spec)
     lowered = spec.lower()
     if lowered.startswith(("rtsp://", "rtsps://")):
-        if len(spec.split("://", 1)[1].split("@")[-1].strip("/")) == 0:
-            raise ValueError(f"RTSP URL {redact(spec)!r} has no host")
+        _check_rtsp_url(spec)
         return SourceSpec(SourceKind.RTSP, spec)
     if lowered == "synthetic" or lowered.startswith("synthetic:"):
         scene = spec.partition(":")[2] or "shapes"
@@ -69,3 +75,18 @@ def parse_source_spec(text: str) -> SourceSpec:
     raise ValueError(
         f"unknown source spec {redact(spec)!r}; use usb:N, /dev/videoN, rtsp://host/path, file:PATH or synthetic"
     )
+
+
+def _check_rtsp_url(url: str) -> None:
+    """Refuse RTSP URLs FFmpeg could only fail on: no host, a bad port, or blanks inside (messages masked)."""
+    if len(url.split("://", 1)[1].split("@")[-1].strip("/")) == 0:
+        raise ValueError(f"RTSP URL {redact(url)!r} has no host")
+    if any(char.isspace() for char in url):
+        raise ValueError(f"RTSP URL {redact(url)!r} contains blanks; percent-encode them (%20)")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in 0..65535
+    except ValueError:
+        raise ValueError(f"RTSP URL {redact(url)!r} has an invalid host or port") from None
+    if not parts.hostname:
+        raise ValueError(f"RTSP URL {redact(url)!r} has no host")

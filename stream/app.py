@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import zmq
 
 from capture.factory import SourceFactory
+from capture.native_logs import keep_credentials_out_of_native_logs
 from capture.queue import FrameQueueSet
 from capture.status import CameraStatus
 from capture.thread import CaptureThread
@@ -119,6 +120,7 @@ class Pipeline:
 
     def start(self) -> None:
         """Bind the publisher and the web server (raising PublishError/WebError), then start publisher, worker and cameras."""
+        keep_credentials_out_of_native_logs()  # before any camera opens: OpenCV reads these settings once
         self.publisher.bind()
         if self.web is not None:
             self.web.start()

@@ -90,6 +90,17 @@ def _add_finetune_parser(commands: argparse._SubParsersAction) -> None:
     tune.set_defaults(handler=_cmd_finetune)
 
 
+def _add_soak_parser(commands: argparse._SubParsersAction) -> None:
+    soak = commands.add_parser(
+        "soak", help="run synthetic cameras with forced reconnects and check that memory, threads and fds stop growing")
+    soak.add_argument("--minutes", type=_positive_float, default=10.0, help="how long to run (10)")
+    soak.add_argument("--cameras", type=int, default=2, choices=range(1, 17), metavar="K", help="synthetic cameras (2)")
+    soak.add_argument("--reconnect-every", type=_positive_float, default=5.0, metavar="S",
+                      help="force a camera fault every S seconds per camera (5); every 5th is a wedged read")
+    soak.add_argument("--model", metavar="SPEC", help="a real model to run (default: a tiny random CNN)")
+    soak.set_defaults(handler=_cmd_soak)
+
+
 def _add_check_config_parser(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser("check-config", help="validate a config file without starting anything")
     check.add_argument("file", type=Path)
@@ -122,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamrec", description="Real-time camera recognizer for self-checkout kiosks.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run_parser, _add_demo_parser, _add_subscribe_parser, _add_check_config_parser,
-                _add_finetune_parser, _add_model_parser, _add_bench_parser):
+                _add_finetune_parser, _add_model_parser, _add_bench_parser, _add_soak_parser):
         add(commands)
     return parser
 
@@ -220,6 +231,25 @@ def _cmd_model_export(args: argparse.Namespace) -> int:
     print(f"wrote {model_file} and {labels_file} ({classifier.model_id}, input {crop}x{crop}); "
           f"run it with: streamrec run --model {args.format}:{model_file} --labels {labels_file}")
     return exit_codes.OK
+
+
+def _cmd_soak(args: argparse.Namespace) -> int:
+    from stream.signals import install_stop_handlers
+    from stream.soak import SoakOptions, run_soak
+
+    setup_logging("INFO")
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    options = SoakOptions(minutes=args.minutes, cameras=args.cameras, reconnect_every_s=args.reconnect_every,
+                          sample_every_s=min(30.0, max(2.0, args.minutes * 60 / 30)))
+    report = run_soak(options, stop, model=args.model, out=sys.stdout)
+    for problem in report.problems:
+        log.error("soak failed: %s", problem)
+    start, end = report.start, report.end
+    log.info("soak %s: rss %.1f -> %.1f MiB (%.1f after warm-up), threads %d -> %d, fds %d -> %d, sockets %d -> %d",
+             "passed" if report.ok else "FAILED", start.rss_mib, end.rss_mib, report.baseline.rss_mib,
+             start.threads, end.threads, start.fds, end.fds, start.sockets, end.sockets)
+    return exit_codes.OK if report.ok else exit_codes.RUNTIME_FAILURE
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

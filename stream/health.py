@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from capture.status import CameraStatus
+from capture.thread import MAX_STUCK_READERS
 from stream.stats import WorkerStats
 
 WORKER_STALL_S = 10.0
@@ -56,4 +57,6 @@ class PipelineHealth:
                     reasons.append(f"capture thread of {status.camera} failed")
             elif status.activity_age(now) > self._capture_stall_s:
                 reasons.append(f"capture of {status.camera} stuck for {status.activity_age(now):.0f} s")
+            elif status.stuck_readers >= MAX_STUCK_READERS:
+                reasons.append(f"{status.stuck_readers} readers of {status.camera} are stuck in the camera driver")
         return HealthReport(not reasons, tuple(reasons))

@@ -54,15 +54,18 @@ class FixedClassifier:
 
 class ScriptedSource:
     """A camera that follows a script shared across reopenings: 'fail' (open fails), N (deliver N frames
-    then fault), 'end' (end of stream), or 'forever'."""
+    then fault), 'end' (end of stream), or 'forever'. It shows a still scene as a live camera does (one pixel
+    flickers, as sensor noise does), or, with `still`, bit-identical frames as a frozen encoder does."""
 
     is_live = True
 
-    def __init__(self, script: deque, name: str = "scripted", size: tuple[int, int] = (96, 128)) -> None:
+    def __init__(self, script: deque, name: str = "scripted", size: tuple[int, int] = (96, 128), still: bool = False) -> None:
         self.name = name
         self._script = script
         self._size = size
+        self._still = still
         self._remaining: Optional[int] = None
+        self._reads = 0
         self.opened = 0
 
     def open(self) -> None:
@@ -84,7 +87,11 @@ class ScriptedSource:
             if self._remaining <= 0:
                 raise SourceError(f"{self.name} stopped delivering frames")
             self._remaining -= 1
-        return np.full((*self._size, 3), 100, np.uint8)
+        self._reads += 1
+        image = np.full((*self._size, 3), 100, np.uint8)
+        if not self._still:
+            image[0, 0, 0] += self._reads % 2  # sensor noise in one sampled pixel: a still scene, not a frozen camera
+        return image
 
     def close(self) -> None:
         pass
@@ -151,3 +158,38 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0, interval_s:
             return True
         time.sleep(interval_s)
     return condition()
+
+
+class WedgingSource:
+    """A live camera that delivers `frames` changing frames, then blocks inside read() (or, with
+    wedge_open, inside open()) until `release` is set, like a driver stuck on a dead device."""
+
+    is_live = True
+
+    def __init__(self, release: threading.Event, frames: int = 5, wedge_open: bool = False, name: str = "wedging") -> None:
+        self.name = name
+        self.release = release
+        self._frames = frames
+        self._wedge_open = wedge_open
+        self._reads = 0
+        self.closed = threading.Event()
+        self.close_thread: Optional[str] = None
+
+    def open(self) -> None:
+        if self._wedge_open:
+            self.release.wait(60)
+
+    def fps(self) -> Optional[float]:
+        return 30.0
+
+    def read(self) -> Optional[np.ndarray]:
+        self._reads += 1
+        if self._reads > self._frames:
+            self.release.wait(60)
+            raise SourceError(f"{self.name}: device went away")
+        time.sleep(1 / 60)
+        return np.full((48, 64, 3), self._reads % 200, np.uint8)
+
+    def close(self) -> None:
+        self.close_thread = threading.current_thread().name
+        self.closed.set()
