@@ -110,7 +110,8 @@ class RecordingSink:
 class Subscriber:
     """A real ZeroMQ SUB socket on loopback that collects [topic, JSON] messages."""
 
-    def __init__(self, endpoint: str, topics: Iterable[str] = ("",), context: Optional[zmq.Context] = None) -> None:
+    def __init__(self, endpoint: str, topics: Iterable[str] = ("",), context: Optional[zmq.Context] = None,
+                 configure: Callable[[zmq.Socket], None] = lambda _socket: None) -> None:
         import json
 
         self._json = json
@@ -118,6 +119,7 @@ class Subscriber:
         self._socket.setsockopt(zmq.LINGER, 0)
         for topic in topics:
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        configure(self._socket)  # e.g. CurveZMQ keys, which must be set before connecting
         self._socket.connect(endpoint)
         self.messages: list[tuple[str, dict]] = []
 
