@@ -1,6 +1,7 @@
 """CurveZMQ on the publisher: only clients with the server key AND an allow-listed key receive anything."""
 
 import stat
+import threading
 from functools import partial
 from pathlib import Path
 
@@ -13,8 +14,6 @@ from stream.curve import generate_keypair, secure_client
 from stream.errors import CurveKeyError
 from tests.conftest import cli_env, make_config, run_cli
 from tests.fakes import FixedClassifier, Subscriber
-
-import threading
 
 
 @pytest.fixture
@@ -132,3 +131,10 @@ def test_keys_generate_never_overwrites_a_key(tmp_path):
     done = run_cli("keys", "generate", str(tmp_path))
     assert done.returncode == 2 and "already exists" in done.stderr
     assert (tmp_path / "server.key_secret").read_bytes() == before
+
+
+def test_subscribe_cli_with_its_keys_receives_from_a_secured_publisher(secured, keys):
+    done = run_cli("subscribe", "--endpoint", secured.publisher.endpoint, "--topic", "heartbeat", "--count", "2",
+                   "--duration", "30", "--server-key", str(keys["server_public"]), "--client-key", str(keys["pos_secret"]))
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2 and '"type":"heartbeat"' in done.stdout
