@@ -149,7 +149,7 @@ class NotifierThread(threading.Thread):
     def _watchdog(self, report: HealthReport) -> None:
         if report.healthy:
             if not self.petting:
-                log.warning("pipeline healthy again; watchdog resumed")
+                log.info("pipeline healthy again; watchdog resumed")
             self.petting = True
             self._notifier.send("WATCHDOG=1")
             return
