@@ -1,6 +1,10 @@
 """Publisher faults: a stuck subscriber never slows the pipeline, a restarted one hears heartbeats again,
 and shutdown never hangs on messages nobody reads."""
 
+import select
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -8,7 +12,8 @@ import pytest
 import zmq
 
 from stream.app import Pipeline
-from tests.conftest import make_config
+from stream.publisher import ZmqPublisher
+from tests.conftest import REPO, cli_env, make_config
 from tests.fakes import FixedClassifier, Subscriber, wait_for
 
 LONG_LABELS = tuple(f"product {i}: " + "a long catalogue description " * 7 for i in range(20))
@@ -20,6 +25,11 @@ def busy_pipeline(**publisher) -> Pipeline:
     cameras = [{"id": f"cam{i}", "source": "synthetic", "fps": 120, "width": 64, "height": 48} for i in range(2)]
     config = make_config(cameras, model={"top_k": 20}, publisher={"send_hwm": 50, **publisher})
     return Pipeline(config, FixedClassifier(labels=LONG_LABELS), threading.Event())
+
+
+@pytest.fixture
+def env():
+    return cli_env()
 
 
 def classified(pipeline: Pipeline) -> int:
@@ -100,19 +110,25 @@ def test_heartbeats_resume_after_a_subscriber_restarts():
     assert second.messages[0][1]["boot"] == first.messages[0][1]["boot"]
 
 
-def test_shutdown_does_not_hang_on_messages_a_stuck_subscriber_never_reads():
-    pipeline = busy_pipeline(linger_ms=200)
-    pipeline.start()
-    stuck = StoppableReader(pipeline.publisher.endpoint)
-    stuck.reading.clear()
-    stuck.start()
+def test_closing_does_not_hang_on_messages_a_frozen_subscriber_never_takes(env):
+    """A SUB socket that is merely not read drops for itself; a frozen process (SIGSTOP) backs TCP up instead,
+    so ZeroMQ keeps unsent messages for it: ending the context (as at exit) must give up after linger_ms."""
+    context = zmq.Context()
+    publisher = ZmqPublisher("tcp://127.0.0.1:*", send_hwm=50, linger_ms=200, context=context).bind()
+    frozen = subprocess.Popen([sys.executable, "-m", "stream", "subscribe", "--endpoint", publisher.endpoint],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        pipeline.stop.wait(1.0)  # let unsent messages pile up for the stuck subscriber
-        stopper = threading.Thread(target=pipeline.shutdown, name="test-shutdown")
-        stopper.start()
-        stopper.join(10)
-        hung = stopper.is_alive()
+        assert wait_for(lambda: publisher.send((b"heartbeat", b"{}")) and select.select([frozen.stdout], [], [], 0.05)[0])
+        frozen.send_signal(signal.SIGSTOP)
+        payload = b"x" * 4096
+        for _ in range(5000):  # 20 MB, paced so the kernel's socket buffers (~10 MB) fill before ZeroMQ's queue does
+            publisher.send((b"result/cam0", payload))
+            time.sleep(0.0004)  # pacing the sender, not waiting for anything
+        closer = threading.Thread(target=lambda: (publisher.close(), context.term()), name="test-close")  # term() waits
+        closer.start()
+        closer.join(10)
+        hung = closer.is_alive()
     finally:
-        stuck.close()
+        frozen.kill()
+        frozen.wait(5)
     assert not hung
-    assert not pipeline.publisher_thread.is_alive()
