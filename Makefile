@@ -7,7 +7,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.streamrec-installed
 
-.PHONY: install demo test system-deps clean
+.PHONY: install demo test system-deps install-service clean
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ system-deps:
 
 test: install system-deps
 	$(PY) -m pytest
+
+# As root on a kiosk: user streamrec, /opt/streamrec venv, unit, /etc/streamrec, /var/lib/streamrec.
+# DESTDIR=DIR lays the files down under DIR instead (image builds); WEIGHTS=FILE copies the model weights.
+install-service:
+	scripts/install-kiosk $(if $(DESTDIR),--root $(DESTDIR)) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

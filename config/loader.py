@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -12,6 +14,8 @@ from pydantic import ValidationError
 
 from config.redact import redact
 from config.schema import AppConfig
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -101,10 +105,35 @@ def describe_first_error(exc: ValidationError) -> str:
     return redact(f"{key or 'config'}: {problem}{more}")
 
 
+def holds_credentials(value: Any) -> bool:
+    """True when any string in a parsed config carries a password or token (as `redact` would mask)."""
+    if isinstance(value, str):
+        return redact(value) != value
+    if isinstance(value, dict):
+        return any(holds_credentials(v) for v in value.values())
+    if isinstance(value, list):
+        return any(holds_credentials(v) for v in value)
+    return False
+
+
+def warn_if_exposed(path: Path, data: dict[str, Any]) -> bool:
+    """Warn (and return True) when a config holding credentials is readable by every user."""
+    try:
+        world_readable = bool(path.stat().st_mode & stat.S_IROTH)
+    except OSError:
+        return False
+    if world_readable and holds_credentials(data):
+        log.warning("%s holds credentials and is readable by every user; run: chmod 640 %s "
+                    "(and chgrp streamrec %s when the service reads it)", path, path, path)
+        return True
+    return False
+
+
 def load_config(path: Optional[Path] = None, overrides: Overrides = Overrides()) -> AppConfig:
     """Read `path` (or the packaged default), apply overrides and validate."""
     source = path or default_config_path()
     data = read_toml(source)
+    warn_if_exposed(source, data)
     try:
         merged = apply_overrides(data, overrides)
     except ConfigError as exc:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, DirectoryPath, Field, FilePath, SecretStr, field_validator, model_validator
 
 from config.listen import ListenAddress, parse_listen
 from config.sources import SourceSpec, parse_source_spec
@@ -119,6 +120,19 @@ class BatchingConfig(StrictModel):
     max_wait_ms: float = Field(10.0, ge=0, le=1000, description="Longest a frame waits for a batch to fill.")
 
 
+def binds_beyond_loopback(endpoint: str) -> bool:
+    """True when a tcp:// bind address is reachable from other machines (`*`, 0.0.0.0, an interface, a LAN address)."""
+    if not endpoint.startswith("tcp://"):
+        return False  # ipc:// is a local file, guarded by its directory's permissions
+    host = endpoint[len("tcp://"):].rpartition(":")[0].strip("[]")
+    if host in ("localhost", "lo"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # `*`, an interface name or a host name
+
+
 class PublisherConfig(StrictModel):
     """The ZeroMQ PUB socket that POS processes subscribe to."""
 
@@ -127,6 +141,13 @@ class PublisherConfig(StrictModel):
     send_hwm: int = Field(1000, ge=1, le=1_000_000, description="ZeroMQ send high-water mark per subscriber.")
     queue_size: int = Field(256, ge=1, le=100_000, description="Results waiting for the publisher thread before dropping.")
     linger_ms: int = Field(200, ge=0, le=5000, description="How long close() may wait for unsent messages.")
+    curve_secret_key: Optional[FilePath] = Field(
+        None, description="The publisher's CurveZMQ secret key file (`streamrec keys generate`); turns on encryption "
+                          "and client authentication, required to bind beyond loopback.")
+    curve_clients: Optional[DirectoryPath] = Field(
+        None, description="Directory of the public keys (*.key) of the clients allowed to subscribe; required with curve_secret_key.")
+    allow_insecure: bool = Field(
+        False, description="Bind beyond loopback without CurveZMQ: anyone on the network may subscribe.")
 
     @field_validator("endpoint")
     @classmethod
@@ -134,6 +155,21 @@ class PublisherConfig(StrictModel):
         if not value.startswith(("tcp://", "ipc://")):
             raise ValueError("endpoint must start with tcp:// or ipc://")
         return value
+
+    @model_validator(mode="after")
+    def _secured_beyond_loopback(self) -> "PublisherConfig":
+        if self.curve_secret_key is not None and self.curve_clients is None:
+            raise ValueError("curve_clients must be set with curve_secret_key: a directory of the allowed POS clients' "
+                             "public keys (without it CURVE admits anyone who knows the server key)")
+        if self.curve_secret_key is None and binds_beyond_loopback(self.endpoint) and not self.allow_insecure:
+            raise ValueError(f"curve_secret_key is required to bind {self.endpoint} beyond loopback "
+                             "(create keys with `streamrec keys generate DIR`), or set allow_insecure = true")
+        return self
+
+    @property
+    def curve(self) -> bool:
+        """True when the publisher encrypts and authenticates its subscribers."""
+        return self.curve_secret_key is not None
 
 
 class OverlayConfig(StrictModel):

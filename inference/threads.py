@@ -11,24 +11,63 @@ import torch
 
 log = logging.getLogger(__name__)
 
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_SELF_CGROUP = Path("/proc/self/cgroup")
 
 
-def cgroup_cpu_limit(cpu_max: Path = CGROUP_CPU_MAX) -> float | None:
-    """CPUs allowed by the cgroup v2 quota (e.g. systemd's CPUQuota=), or None when unlimited."""
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_SELF_CGROUP) -> float | None:
+    """CPUs allowed by the tightest quota on this process's cgroup or any parent (e.g. systemd's CPUQuota=);
+    None when unlimited. Reads cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us` on hosts without v2's cpu controller."""
     try:
-        quota, period = cpu_max.read_text().split()[:2]
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    memberships = {}
+    for line in lines:
+        _hierarchy, _sep, rest = line.partition(":")
+        controllers, _sep, path = rest.partition(":")
+        memberships[controllers] = path
+    if (root / "cgroup.controllers").is_file():
+        return _tightest(_own_and_parents(root, memberships.get("", "/")), _v2_limit)
+    for controllers, path in memberships.items():
+        if "cpu" in controllers.split(","):
+            mount = root / controllers if (root / controllers).is_dir() else root / "cpu"
+            return _tightest(_own_and_parents(mount, path), _v1_limit)
+    return None
+
+
+def _own_and_parents(mount: Path, path: str) -> list[Path]:
+    """The cgroup directory of `path` under `mount` and every ancestor up to the mount (which may be a namespace root)."""
+    parts = [part for part in path.split("/") if part and part not in (".", "..")]
+    return [mount.joinpath(*parts[:depth]) for depth in range(len(parts), -1, -1)]
+
+
+def _tightest(directories: list[Path], read_limit) -> float | None:
+    limits = [limit for limit in map(read_limit, directories) if limit is not None]
+    return min(limits) if limits else None
+
+
+def _v2_limit(directory: Path) -> float | None:
+    try:
+        quota, period = (directory / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         return None
-    if quota == "max":
+
+
+def _v1_limit(directory: Path) -> float | None:
+    try:
+        quota = int((directory / "cpu.cfs_quota_us").read_text())
+        period = int((directory / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
         return None
-    return int(quota) / int(period)
+    return None if quota <= 0 or period <= 0 else quota / period
 
 
-def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+def available_cpus(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_SELF_CGROUP) -> int:
     """The CPUs this process may use: its affinity mask, capped by the cgroup quota (at least 1)."""
     count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    limit = cgroup_cpu_limit(cpu_max)
+    limit = cgroup_cpu_limit(root, proc_cgroup)
     if limit is not None:
         count = min(count, max(1, math.floor(limit)))
     return max(1, count)

@@ -73,7 +73,7 @@ class Pipeline:
         self.tracker = EventTracker(config.events)
         self.encoder = WireEncoder(new_boot_id())
         publisher_cfg = config.publisher
-        self.publisher = ZmqPublisher(publisher_cfg.endpoint, publisher_cfg.send_hwm, publisher_cfg.linger_ms, context)
+        self.publisher = ZmqPublisher.from_config(publisher_cfg, context)
         self.publisher_thread = PublisherThread(
             self.publisher, self.encoder, self.tracker, self.heartbeat_cameras, publisher_cfg, config.freshness
         )

@@ -14,7 +14,7 @@ from config.schema import DEFAULT_ENDPOINT
 from inference.errors import FetchError, ModelError
 from stream import exit_codes
 from stream.logs import setup_logging
-from stream.errors import PublishError, WebError
+from stream.errors import CurveKeyError, PublishError, WebError
 
 log = logging.getLogger("streamrec")
 
@@ -49,6 +49,10 @@ def _add_subscribe_parser(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="exit after this many seconds")
     sub.add_argument("--basket", action="store_true",
                      help="print the running basket as a POS builds it from item_present events (once per event_id)")
+    sub.add_argument("--server-key", type=Path, metavar="FILE",
+                     help="the publisher's public CurveZMQ key (server.key) when it requires CurveZMQ")
+    sub.add_argument("--client-key", type=Path, metavar="FILE",
+                     help="this client's secret CurveZMQ key (NAME.key_secret); its NAME.key must be in publisher.curve_clients")
     sub.set_defaults(handler=_cmd_subscribe)
 
 
@@ -128,12 +132,21 @@ def _add_model_parser(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(handler=_cmd_model_export)
 
 
+def _add_keys_parser(commands: argparse._SubParsersAction) -> None:
+    keys = commands.add_parser("keys", help="CurveZMQ keys for a publisher reachable beyond loopback")
+    actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    generate = actions.add_parser("generate", help="write a key pair DIR/NAME.key (public) and DIR/NAME.key_secret (mode 0600)")
+    generate.add_argument("dir", type=Path, metavar="DIR")
+    generate.add_argument("--name", default="server", help="file name of the pair: server (default) or a POS client's name")
+    generate.set_defaults(handler=_cmd_keys_generate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
     parser = argparse.ArgumentParser(prog="streamrec", description="Real-time camera recognizer for self-checkout kiosks.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run_parser, _add_demo_parser, _add_subscribe_parser, _add_check_config_parser,
-                _add_finetune_parser, _add_model_parser, _add_bench_parser, _add_soak_parser):
+                _add_finetune_parser, _add_model_parser, _add_bench_parser, _add_soak_parser, _add_keys_parser):
         add(commands)
     return parser
 
@@ -145,6 +158,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sources=tuple(args.source), endpoint=args.publish, headless=args.headless, model=args.model, labels=args.labels,
         http=args.http,
     )
+    setup_logging("INFO")  # until the config says otherwise: loading may warn
     config = load_config(args.config, overrides)
     setup_logging(config.logging.level)
     return run_pipeline(config, duration=args.duration)
@@ -156,7 +170,11 @@ def _cmd_subscribe(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     install_stop_handlers(stop)
-    messages = receive(args.endpoint, args.topic or (["event/"] if args.basket else [""]), stop=stop, duration=args.duration)
+    if (args.server_key is None) != (args.client_key is None):
+        return _fail(exit_codes.USAGE, "--server-key and --client-key go together (a CurveZMQ client needs both)")
+    curve = (args.server_key, args.client_key) if args.server_key else None
+    messages = receive(args.endpoint, args.topic or (["event/"] if args.basket else [""]), stop=stop,
+                       duration=args.duration, curve=curve)
     render = None
     if args.basket:
         from stream.basket import Basket
@@ -253,9 +271,18 @@ def _cmd_soak(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    setup_logging("WARNING")
     config = load_config(args.file)
     names = ", ".join(f"{c.id}={c.spec.safe_text}" for c in config.cameras)
     print(f"{args.file}: ok ({len(config.cameras)} camera(s): {names}; model {config.model.spec})")
+    return exit_codes.OK
+
+
+def _cmd_keys_generate(args: argparse.Namespace) -> int:
+    from stream.curve import generate_keypair
+
+    public, secret = generate_keypair(args.dir, args.name)
+    print(f"wrote {public} (public: give it to the other side) and {secret} (secret: keep it here, mode 0600)")
     return exit_codes.OK
 
 
@@ -298,6 +325,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail(exit_codes.CONFIG, str(exc))
     except FetchError as exc:
         return _fail(exit_codes.RUNTIME_FAILURE, f"{exc}. On an offline kiosk, fetch on a connected machine and copy the file over.")
+    except CurveKeyError as exc:
+        return _fail(exit_codes.USAGE, f"invalid config: {exc}")
     except (PublishError, WebError) as exc:
         return _fail(exit_codes.RUNTIME_FAILURE, str(exc))
     except KeyboardInterrupt:

@@ -7,3 +7,7 @@ class PublishError(Exception):
 
 class WebError(Exception):
     """The HTTP server cannot listen; the message says what to change."""
+
+
+class CurveKeyError(PublishError):
+    """A CurveZMQ key file or key directory cannot be used (a config problem: exit 2, no restart)."""

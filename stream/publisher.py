@@ -11,7 +11,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import zmq
 
 from config.schema import FreshnessConfig, PublisherConfig
+from stream.curve import CurveServer
 from stream.errors import PublishError
+from stream.ipc import prepare_ipc_bind, share_with_group
 from stream.events import EventTracker
 from stream.result import Result
 from stream.wire import Message, WireEncoder
@@ -19,37 +21,62 @@ from stream.wire import Message, WireEncoder
 log = logging.getLogger(__name__)
 
 HeartbeatCameras = Callable[[], Mapping[str, Mapping[str, Any]]]
+PEER_HEARTBEAT_MS = 1000
+"""ZMTP pings to each subscriber; one silent for PEER_TIMEOUT_MS is dropped with whatever was queued for it."""
+PEER_TIMEOUT_MS = 3000
 
 
 class ZmqPublisher:
-    """A bound PUB socket whose sends never block; a send refused by ZeroMQ is counted, not retried."""
+    """A bound PUB socket whose sends never block; a send refused by ZeroMQ is counted, not retried.
+
+    With `curve`, the socket encrypts and admits only allow-listed clients; as ZeroMQ allows one
+    authenticator per context, a secured publisher owns a context of its own."""
 
     def __init__(self, endpoint: str, send_hwm: int = 1000, linger_ms: int = 200,
-                 context: Optional[zmq.Context] = None) -> None:
+                 context: Optional[zmq.Context] = None, curve: Optional[CurveServer] = None) -> None:
         self.endpoint = endpoint
         self._send_hwm = send_hwm
         self._linger_ms = linger_ms
-        self._context = context or zmq.Context.instance()
+        self._curve = curve
+        self._shared_context = context
+        self._context: Optional[zmq.Context] = None
+        self._authenticator = None
         self._socket: Optional[zmq.Socket] = None
         self.sent = 0
         self.dropped = 0
 
+    @classmethod
+    def from_config(cls, config: PublisherConfig, context: Optional[zmq.Context] = None) -> "ZmqPublisher":
+        """A publisher as configured (loading the CurveZMQ keys when set)."""
+        return cls(config.endpoint, config.send_hwm, config.linger_ms, context, CurveServer.from_config(config))
+
     def bind(self) -> "ZmqPublisher":
         """Create and bind the socket; raise PublishError naming the endpoint when that fails."""
+        prepare_ipc_bind(self.endpoint)
+        self._context = zmq.Context() if self._curve else (self._shared_context or zmq.Context.instance())
         socket = self._context.socket(zmq.PUB)
         socket.setsockopt(zmq.SNDHWM, self._send_hwm)
         socket.setsockopt(zmq.LINGER, self._linger_ms)
+        socket.setsockopt(zmq.HEARTBEAT_IVL, PEER_HEARTBEAT_MS)
+        socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, PEER_TIMEOUT_MS)
         try:
+            if self._curve is not None:
+                self._authenticator = self._curve.start_authenticator(self._context)
+                self._curve.secure(socket)
             socket.bind(self.endpoint)
         except zmq.ZMQError as exc:
-            socket.close(linger=0)
+            self._abandon(socket)
             raise PublishError(
                 f"cannot bind publisher to {self.endpoint}: {exc.strerror}; "
                 "is another streamrec running? set publisher.endpoint or --publish"
             ) from None
+        except BaseException:
+            self._abandon(socket)
+            raise
         self._socket = socket
+        share_with_group(self.endpoint)
         self.endpoint = socket.getsockopt_string(zmq.LAST_ENDPOINT)  # resolves a `tcp://host:*` wildcard port
-        log.info("publishing on %s", self.endpoint)
+        log.info("publishing on %s%s", self.endpoint, " (CurveZMQ)" if self._curve else "")
         return self
 
     def send(self, message: Message) -> bool:
@@ -69,6 +96,20 @@ class ZmqPublisher:
         if self._socket is not None:
             self._socket.close(linger=self._linger_ms)
             self._socket = None
+        self._stop_authenticator()
+        if self._curve is not None and self._context is not None:
+            self._context.term()  # our own context; waits at most linger_ms: its only socket is closed
+        self._context = None
+
+    def _abandon(self, socket: zmq.Socket) -> None:
+        """Undo a failed bind: close the socket, stop the authenticator, end a context of our own."""
+        socket.close(linger=0)
+        self.close()
+
+    def _stop_authenticator(self) -> None:
+        if self._authenticator is not None:
+            self._authenticator.stop()
+            self._authenticator = None
 
     def __enter__(self) -> "ZmqPublisher":
         return self.bind() if self._socket is None else self

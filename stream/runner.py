@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
+import sys
 import threading
 from typing import Optional, Sequence
 
@@ -18,6 +20,7 @@ from stream import exit_codes
 from stream.app import Pipeline, RunOutcome
 from stream.calibration import frame_source
 from stream.display import display_available
+from stream.notify import NotifierThread
 from stream.signals import install_stop_handlers
 from stream.worker import ResultSink
 
@@ -44,6 +47,7 @@ def run_pipeline(
     """Run the configured pipeline in this process; ModelError propagates (exit 78 at the CLI)."""
     stop = threading.Event()
     install_stop_handlers(stop)
+    enable_stack_dumps()
     cv2.setNumThreads(1)  # the model's threads get the cores; capture and preprocessing stay single-threaded
     threads = configure_torch_threads(config.model.threads)
     classifier = accelerate(load_classifier(config.model, threads), config.model, config.batching.max_batch,
@@ -51,6 +55,27 @@ def run_pipeline(
     pipeline = Pipeline(
         config, classifier, stop, source_factory=source_factory, show_window=wants_window(config), extra_sinks=extra_sinks
     )
-    outcome = pipeline.run(duration)
+    outcome = run_notified(pipeline, duration)
     log.info("run ended: %s", outcome.value)
     return exit_codes.RUNTIME_FAILURE if outcome is RunOutcome.WORKER_FAILED else exit_codes.OK
+
+
+def run_notified(pipeline: Pipeline, duration: Optional[float] = None) -> RunOutcome:
+    """Run the pipeline, telling systemd (when it started us) READY, STATUS, WATCHDOG and STOPPING."""
+    notifier = NotifierThread.from_environ(pipeline.health.check, pipeline.statuses, pipeline.stop)
+    try:
+        pipeline.start()
+        if notifier.enabled:
+            notifier.start()
+        return pipeline.wait(duration)
+    finally:
+        pipeline.shutdown()
+        notifier.close()
+
+
+def enable_stack_dumps() -> None:
+    """On a fatal signal (systemd's watchdog sends SIGABRT) write every thread's stack to stderr, i.e. the journal."""
+    try:
+        faulthandler.enable(sys.stderr, all_threads=True)
+    except (AttributeError, ValueError, OSError):  # stderr without a file descriptor (embedded, captured)
+        log.debug("faulthandler not enabled: stderr has no file descriptor")

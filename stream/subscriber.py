@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, TextIO
 
 import zmq
@@ -21,14 +22,21 @@ def receive(
     stop: Optional[threading.Event] = None,
     duration: Optional[float] = None,
     context: Optional[zmq.Context] = None,
+    curve: Optional[tuple[Path, Path]] = None,
 ) -> Iterator[tuple[str, dict]]:
-    """Yield (topic, payload) from a publisher until `stop`, `duration`, or the caller stops iterating."""
+    """Yield (topic, payload) from a publisher until `stop`, `duration`, or the caller stops iterating.
+
+    `curve` is (server public key file, client secret key file) for a publisher that requires CurveZMQ."""
     context = context or zmq.Context.instance()
     deadline = None if duration is None else time.monotonic() + duration
     with context.socket(zmq.SUB) as socket:
         socket.setsockopt(zmq.LINGER, 0)
         for topic in topics:
             socket.setsockopt(zmq.SUBSCRIBE, topic.encode("ascii"))
+        if curve is not None:
+            from stream.curve import secure_client
+
+            secure_client(socket, *curve)
         socket.connect(endpoint)
         while not (stop and stop.is_set()) and (deadline is None or time.monotonic() < deadline):
             if not socket.poll(POLL_MS):

@@ -117,7 +117,8 @@ class RecordingSink:
 class Subscriber:
     """A real ZeroMQ SUB socket on loopback that collects [topic, JSON] messages."""
 
-    def __init__(self, endpoint: str, topics: Iterable[str] = ("",), context: Optional[zmq.Context] = None) -> None:
+    def __init__(self, endpoint: str, topics: Iterable[str] = ("",), context: Optional[zmq.Context] = None,
+                 configure: Callable[[zmq.Socket], None] = lambda _socket: None) -> None:
         import json
 
         self._json = json
@@ -125,6 +126,7 @@ class Subscriber:
         self._socket.setsockopt(zmq.LINGER, 0)
         for topic in topics:
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        configure(self._socket)  # e.g. CurveZMQ keys, which must be set before connecting
         self._socket.connect(endpoint)
         self.messages: list[tuple[str, dict]] = []
 
@@ -193,3 +195,39 @@ class WedgingSource:
     def close(self) -> None:
         self.close_thread = threading.current_thread().name
         self.closed.set()
+
+
+class NotifySocket:
+    """A real Unix datagram socket standing in for systemd's NOTIFY_SOCKET; collects every datagram's fields."""
+
+    def __init__(self, address: str) -> None:
+        import socket
+
+        self.address = address
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind("\0" + address[1:] if address.startswith("@") else address)
+        self._socket.settimeout(0.05)
+        self.datagrams: list[list[str]] = []
+
+    def collect_until(self, done: Callable[[list[list[str]]], bool], timeout_s: float = 30.0) -> bool:
+        """Receive datagrams until `done(datagrams)` holds or the timeout passes."""
+        deadline = time.monotonic() + timeout_s
+        while not done(self.datagrams) and time.monotonic() < deadline:
+            try:
+                self.datagrams.append(self._socket.recv(4096).decode().split("\n"))
+            except TimeoutError:
+                pass
+        return done(self.datagrams)
+
+    def fields(self, start: int = 0) -> list[str]:
+        """Every field received (from datagram `start` on), in order."""
+        return [field for datagram in self.datagrams[start:] for field in datagram]
+
+    def close(self) -> None:
+        self._socket.close()
+
+    def __enter__(self) -> "NotifySocket":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
