@@ -123,3 +123,15 @@ def tiny_bundle(tmp_path_factory) -> Path:
     bundle = train_bundle(ImageDataset(images, labels, classes), ImageDataset(val_images, val_labels, classes), config,
                           "tiny-test", (None, "none (test)"), {"generator": "test"})
     return save_bundle(bundle, tmp_path_factory.mktemp("bundle") / "tiny.bundle")
+
+
+@pytest.fixture(scope="session")
+def demo_cache(tiny_bundle, streamrec_cache) -> Path:
+    """The session cache with the tiny bundle standing in for the cached demo model."""
+    from stream.demo import demo_bundle_path
+
+    target = demo_bundle_path(streamrec_cache)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tiny_bundle, target)
+    return streamrec_cache

@@ -25,9 +25,10 @@ CHOICES = [Choice(b, p) for b in ("torch", "openvino") for p in ("fp32", "bf16",
 
 
 @pytest.fixture(scope="module")
-def factory(tiny_bundle, tmp_path_factory) -> RunnerFactory:
+def factory(tiny_bundle, streamrec_cache) -> RunnerFactory:
+    """Runners of the tiny bundle, cached where the demo and bench tests find them again."""
     classifier = load_bundle(tiny_bundle).to_classifier()
-    return RunnerFactory(classifier, rendered_frames, tmp_path_factory.mktemp("models"), threads=2, batch_size=8)
+    return RunnerFactory(classifier, rendered_frames, streamrec_cache / "models", threads=2, batch_size=8)
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,9 @@
 """`streamrec bench --quick` writes JSON in the shape DESIGN.md gives (speed itself is the bench's job, not a test's)."""
 
 import json
-import shutil
 
 import pytest
 
-from stream.demo import demo_bundle_path
 from tests.conftest import cli_env, run_cli
 
 RAW = {"backend", "precision", "batch", "img_per_s", "latency_ms_p50", "latency_ms_p99"}
@@ -14,13 +12,9 @@ AGREEMENT = {"backend", "precision", "model", "top1_agreement"}
 
 
 @pytest.mark.slow
-def test_quick_bench_json_has_every_field(tmp_path, tiny_bundle):
-    cache = tmp_path / "cache"
-    demo = demo_bundle_path(cache)
-    demo.parent.mkdir(parents=True)
-    shutil.copy(tiny_bundle, demo)  # a trained model for the agreement rows
-    out = tmp_path / "bench.json"
-    done = run_cli("bench", "--quick", "--json", str(out), env=cli_env(STREAMREC_CACHE_DIR=str(cache)), timeout=900)
+def test_quick_bench_json_has_every_field(tmp_path, demo_cache):
+    out = tmp_path / "bench.json"  # the demo model in demo_cache (the tiny bundle) gives the agreement rows
+    done = run_cli("bench", "--quick", "--json", str(out), env=cli_env(STREAMREC_CACHE_DIR=str(demo_cache)), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     machine = result["machine"]

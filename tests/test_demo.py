@@ -1,11 +1,10 @@
 """The demo: cached model, checkout lane, events and the POS basket."""
 
-import shutil
 import socket
 
 from capture.lane import LaneScene
 from stream.basket import Basket
-from stream.demo import DemoOptions, demo_bundle_path, demo_config
+from stream.demo import DemoOptions, demo_config
 from stream.demo_eval import score_lane
 from stream.result import EventKind, ItemEvent
 from tests.conftest import cli_env, run_cli
@@ -17,14 +16,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_demo_runs_headless_with_a_cached_model_and_prints_the_basket(tmp_path, tiny_bundle):
-    cache = tmp_path / "cache"
-    target = demo_bundle_path(cache)
-    target.parent.mkdir(parents=True)
-    shutil.copy(tiny_bundle, target)
+def test_demo_runs_headless_with_a_cached_model_and_prints_the_basket(demo_cache):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     done = run_cli("demo", "--headless", "--duration", "12", "--publish", endpoint, "--seed", "3",
-                   env=cli_env(STREAMREC_CACHE_DIR=str(cache)), timeout=120)
+                   env=cli_env(STREAMREC_CACHE_DIR=str(demo_cache)), timeout=300)
     assert done.returncode == 0, done.stderr
     assert "First run" not in done.stderr, "a cached model must be used"
     assert "item_present" in done.stderr
