@@ -80,6 +80,22 @@ def test_int8_batches_of_any_size_keep_their_length(factory):
     assert batch_buckets(8) == (1, 2, 4, 8) and batch_buckets(6) == (1, 2, 4, 6)
 
 
+def test_int8_runs_int8_kernels_not_dequantize_and_fp32(factory):
+    """Inductor silently lowers an int8 program to dequantize + fp32 convolution (no faster than fp32)
+    unless the weights are frozen and torchao's x86 passes are registered; they prepack every conv."""
+    if why_unavailable(Choice("torch", "int8")):
+        pytest.skip(why_unavailable(Choice("torch", "int8")))
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    with inductor_config.patch(fx_graph_cache=False), functorch_config.patch(enable_autograd_cache=False):
+        factory(Choice("torch", "int8"))
+    convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in factory.source.module.modules())
+    assert counters["inductor"]["qconv_weight_prepack_matcher_count"] == convolutions * len(batch_buckets(8))
+
+
 def test_missing_openvino_is_a_clear_error_and_auto_skips_it(monkeypatch):
     monkeypatch.setattr(choice_module, "openvino_installed", lambda: False)
     with pytest.raises(BackendUnavailable, match=r"pip install 'streamrec\[openvino\]'"):

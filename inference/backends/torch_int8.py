@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from torchvision.models.resnet import BasicBlock
 
-from inference.backends.torch_runner import COMPILE_OPTIONS
 from inference.model import TorchClassifier
 
 log = logging.getLogger(__name__)
@@ -83,9 +82,8 @@ def quantize_to_file(module: torch.nn.Module, calibration: torch.Tensor, cache_f
 def load_or_quantize(module: torch.nn.Module, calibration: torch.Tensor, cache_file: Path) -> torch.export.ExportedProgram:
     """The int8 program from `cache_file`, quantizing it first (in a child process) when it is not there.
 
-    Inductor cannot pack the int8 weights of a dynamic-batch program in a process that ran the PT2E
-    quantizer (UnsupportedOperatorException: onednn.qconv_prepack), while a fresh process loads and
-    compiles the saved program fine: so quantization runs in its own spawned process."""
+    Export and calibration run in a spawned process so the memory they take (several hundred MB)
+    goes back to the system when they end."""
     import torchao  # noqa: F401  (registers the quantized ops a saved program refers to)
 
     if cache_file.is_file():
@@ -120,16 +118,29 @@ class Int8Runner:
         program = load_or_quantize(source.module, calibration, cache_file)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._module = torch.compile(program.module(), dynamic=False, options=COMPILE_OPTIONS)
+            self._module = torch.compile(program.module(), dynamic=False)
         self._buckets = batch_buckets(max_batch)
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, len(self._buckets) + 2)
         self.labels = source.labels
         self.model_id = source.model_id
         self.input_spec = source.input_spec
         self.description = "torch int8 (PT2E, inductor)"
-        crop = source.input_spec.crop
-        for size in self._buckets:  # compile every bucket now, not on the first camera frames
-            self.predict(torch.zeros((size, 3, crop, crop)))
+        self._compile_buckets(source.input_spec.crop)
+
+    def _compile_buckets(self, crop: int) -> None:
+        """Compile every bucket now, not on the first camera frames.
+
+        The int8 kernels exist only when inductor freezes the weights and torchao's x86 fusion passes
+        are registered (by importing its quantizer module). Without either, inductor silently runs
+        dequantize + fp32 convolution, no faster than fp32; `freezing` passed as a torch.compile
+        option instead of the config fails to prepack the weights (onednn.qconv_prepack)."""
+        import torch._inductor.config as inductor_config
+        from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer  # noqa: F401
+
+        with warnings.catch_warnings(), inductor_config.patch(freezing=True):
+            warnings.simplefilter("ignore")
+            for size in self._buckets:
+                self.predict(torch.zeros((size, 3, crop, crop)))
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits (float32) for the batch."""
