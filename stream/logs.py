@@ -11,6 +11,9 @@ from config.redact import RedactingFormatter
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"
+QUIET_LIBRARY_LOGGERS = ("torch.utils._pytree", "torch.utils.cpp_extension")
+"""Warnings that say nothing to a kiosk's operator: a deprecation inside torchao, and a CUDA build of torch
+finding no CUDA when inductor compiles the int8 model. Their errors still show."""
 
 
 def setup_logging(level: str = "INFO", stream: TextIO = sys.stderr, environ: Mapping[str, str] = os.environ) -> None:
@@ -22,3 +25,5 @@ def setup_logging(level: str = "INFO", stream: TextIO = sys.stderr, environ: Map
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in QUIET_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)

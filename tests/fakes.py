@@ -152,6 +152,18 @@ class Subscriber:
         self.close()
 
 
+def run_until_results(pipeline, count: int, timeout_s: float = 20.0) -> Subscriber:
+    """Start `pipeline`, listen until `count` results arrived (or the timeout), stop it; the subscriber keeps what it saw."""
+    pipeline.start()
+    subscriber = Subscriber(pipeline.publisher.endpoint)
+    try:
+        subscriber.collect_until(lambda _m: len(subscriber.of_type("result")) >= count, timeout_s)
+    finally:
+        pipeline.shutdown()
+        subscriber.close()
+    return subscriber
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0, interval_s: float = 0.02) -> bool:
     """Poll `condition` until it holds or the timeout passes."""
     deadline = time.monotonic() + timeout_s

@@ -1,7 +1,6 @@
 """Backends and precisions: same top-1 as fp32, same wire format, clear errors, auto picks and remembers."""
 
 import threading
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +17,7 @@ from inference.preprocess import BatchPreprocessor
 from stream.app import Pipeline
 from stream.calibration import rendered_frames
 from tests.conftest import make_config
-from tests.fakes import Subscriber
+from tests.fakes import run_until_results
 from tests.test_pipeline import assert_valid_result
 
 CHOICES = [Choice(b, p) for b in ("torch", "openvino") for p in ("fp32", "bf16", "int8")]
@@ -58,14 +57,7 @@ def test_fast_path_publishes_the_same_wire_format(factory, choice):
     runner = factory(choice)
     config = make_config([{"id": "lane", "source": "synthetic:lane"}])
     pipeline = Pipeline(config, runner, threading.Event())
-    pipeline.start()
-    subscriber = Subscriber(pipeline.publisher.endpoint)
-    try:
-        subscriber.collect_until(lambda _m: len(subscriber.of_type("result")) >= 5, 30)
-    finally:
-        pipeline.shutdown()
-        subscriber.close()
-    results = subscriber.of_type("result")
+    results = run_until_results(pipeline, 5, 30).of_type("result")
     assert len(results) >= 5
     for payload in results:
         assert_valid_result(payload, runner.labels)

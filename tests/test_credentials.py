@@ -4,7 +4,6 @@ or what FFmpeg and OpenCV print themselves."""
 import base64
 import json
 import threading
-from collections import deque
 
 import pytest
 

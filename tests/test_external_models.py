@@ -15,7 +15,7 @@ from inference.loader import load_classifier
 from inference.preprocess import BatchPreprocessor
 from stream.app import Pipeline
 from tests.conftest import make_config, run_cli
-from tests.fakes import Subscriber
+from tests.fakes import run_until_results
 
 pytest.importorskip("onnxruntime")
 
@@ -85,14 +85,7 @@ def test_each_model_kind_runs_in_the_pipeline_and_publishes_its_labels(tiny_bund
     config = make_config([{"id": "lane", "source": "synthetic:lane", "seed": 1}], model={"spec": spec, "labels": labels})
     classifier = load_classifier(config.model, threads=2)
     pipeline = Pipeline(config, classifier, threading.Event())
-    pipeline.start()
-    subscriber = Subscriber(pipeline.publisher.endpoint)
-    try:
-        subscriber.collect_until(lambda _m: len(subscriber.of_type("result")) >= 5, timeout_s=20)
-    finally:
-        pipeline.shutdown()
-        subscriber.close()
-    results = subscriber.of_type("result")
+    results = run_until_results(pipeline, 5).of_type("result")
     assert len(results) >= 5
     bundle_labels = load_bundle(tiny_bundle).labels
     assert all(entry["label"] == bundle_labels[entry["index"]] for r in results for entry in r["topk"])

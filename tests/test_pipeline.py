@@ -11,7 +11,7 @@ import pytest
 
 from stream.app import Pipeline, RunOutcome
 from tests.conftest import make_config
-from tests.fakes import FixedClassifier, RecordingSink, ScriptedSource, Subscriber, tiny_classifier, wait_for
+from tests.fakes import FixedClassifier, RecordingSink, ScriptedSource, Subscriber, run_until_results, tiny_classifier, wait_for
 
 RESULT_FIELDS = {"v", "type", "seq", "ts", "boot", "camera", "frame_seq", "captured_at", "latency_ms", "model", "topk"}
 
@@ -109,12 +109,7 @@ def test_slow_model_drops_old_frames_and_latency_stays_bounded():
     config = make_config([{"id": "cam0", "source": "synthetic", "fps": 60, "queue_size": 2}],
                          batching={"max_batch": 1, "max_wait_ms": 0})
     pipeline = Pipeline(config, FixedClassifier(delay_s=0.1), threading.Event())
-    subscriber = started(pipeline)
-    try:
-        subscriber.collect_until(lambda _m: len(subscriber.of_type("result")) >= 15, timeout_s=20)
-    finally:
-        pipeline.shutdown()
-        subscriber.close()
+    subscriber = run_until_results(pipeline, 15)
     latencies = [p["latency_ms"] for p in subscriber.of_type("result")]
     assert len(latencies) >= 15
     # queue of 2 + one frame in the model: a result is at most ~3 model calls old, never growing with time
@@ -186,13 +181,7 @@ def test_heartbeats_continue_when_no_camera_delivers():
 def test_ipc_endpoint_works(tmp_path, endpoint_kind):
     config = make_config(publisher={"endpoint": f"ipc://{tmp_path}/streamrec.sock"})
     pipeline = Pipeline(config, FixedClassifier(), threading.Event())
-    subscriber = started(pipeline)
-    try:
-        subscriber.collect_until(lambda _m: len(subscriber.of_type("result")) >= 3, timeout_s=10)
-    finally:
-        pipeline.shutdown()
-        subscriber.close()
-    assert len(subscriber.of_type("result")) >= 3
+    assert len(run_until_results(pipeline, 3, 10).of_type("result")) >= 3
 
 
 class WatchingClassifier(FixedClassifier):
