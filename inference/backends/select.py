@@ -21,6 +21,8 @@ from inference.training.hardware import cpu_flags
 log = logging.getLogger(__name__)
 
 CALIBRATION_FRAMES = 64
+RUNNERS_REVISION = 2
+"""Raised when a runner gets faster or slower (2: torch int8 runs real int8 kernels), so `auto` measures again."""
 AGREEMENT_FRAMES = 128
 FrameSource = Callable[[int, int], Sequence[np.ndarray]]
 """frames(count, seed) → BGR pictures like the cameras deliver (for calibration and agreement checks)."""
@@ -82,7 +84,7 @@ class RunnerFactory:
     def decision_file(self, backend: str, min_agreement: float) -> Path:
         """Where `auto` keeps its decision for this model, backend setting, batch size and CPU."""
         cpu = hashlib.sha256(" ".join(sorted(cpu_flags())).encode() + platform.processor().encode()).hexdigest()[:8]
-        return self.cache_dir / f"auto-{backend}-b{self._batch_size}-a{min_agreement}-t{self._threads}-{cpu}.json"
+        return self.cache_dir / f"auto-r{RUNNERS_REVISION}-{backend}-b{self._batch_size}-a{min_agreement}-t{self._threads}-{cpu}.json"
 
 
 def accelerate(classifier: Classifier, model: ModelConfig, batch_size: int, cache_dir: Path, threads: int,

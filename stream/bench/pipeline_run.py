@@ -55,9 +55,10 @@ class _LatencyCollector(threading.Thread):
 
 
 def bench_config(cameras: int, paced_fps: Optional[float], max_batch: int, skip: str = "off"):
-    """Cameras as a benchmark wants them: paced ones drop the oldest frame, unlimited ones block (nothing lost)."""
+    """Cameras as a benchmark wants them: paced ones drop the oldest frame, unlimited ones block (nothing lost)
+    and queue enough frames that even one camera fills whole batches."""
     camera = {"source": "synthetic", "pace": paced_fps is not None, "fps": paced_fps or 30.0,
-              "queue_size": 2 if paced_fps else 4, "drop_policy": "drop_oldest" if paced_fps else "block"}
+              "queue_size": 2 if paced_fps else 2 * max_batch, "drop_policy": "drop_oldest" if paced_fps else "block"}
     return validate({
         "cameras": [{"id": f"cam{i}", **camera} for i in range(cameras)],
         "publisher": {"endpoint": "tcp://127.0.0.1:*", "queue_size": 4096},
