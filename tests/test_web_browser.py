@@ -85,14 +85,12 @@ def product_picture(tmp_path_factory):
     return path
 
 
-def preview_frame(page, camera: str) -> int:
-    return int(page.get_attribute(f'[data-camera="{camera}"] .preview', "data-frame") or 0)
-
-
-def pixels(page, camera: str) -> int:
-    """A checksum of what the camera's preview shows right now (drawn through a canvas)."""
-    return page.evaluate("""(camera) => {
+def shown_frame(page, camera: str) -> tuple[int, int]:
+    """The preview's frame number and a checksum of its pixels (drawn through a canvas), read together once the
+    image is decoded: the page swaps images continuously, so reading them separately could see a loading one."""
+    return tuple(page.wait_for_function("""(camera) => {
         const img = document.querySelector(`[data-camera="${camera}"] .preview`);
+        if (!img || !img.complete || img.naturalWidth === 0) return null;
         const canvas = document.createElement("canvas");
         canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
         const context = canvas.getContext("2d");
@@ -100,8 +98,8 @@ def pixels(page, camera: str) -> int:
         const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
         let sum = 0;
         for (let i = 0; i < data.length; i += 7) sum = (sum * 31 + data[i]) % 1000000007;
-        return sum;
-    }""", camera)
+        return [Number(img.dataset.frame || 0), sum];
+    }""", arg=camera).json_value())
 
 
 def wait_for_frame_after(page, camera: str, number: int) -> None:
@@ -116,9 +114,9 @@ def test_every_camera_preview_keeps_updating(page, site):
     page.goto(site)
     for camera in ("lane", "shelf"):
         wait_for_frame_after(page, camera, 0)
-        first_number, first_pixels = preview_frame(page, camera), pixels(page, camera)
+        first_number, first_pixels = shown_frame(page, camera)
         wait_for_frame_after(page, camera, first_number + 2)
-        assert pixels(page, camera) != first_pixels, f"{camera}'s preview did not change"
+        assert shown_frame(page, camera)[1] != first_pixels, f"{camera}'s preview did not change"
 
 
 def test_every_camera_card_shows_its_state_counters_and_top3(page, site):

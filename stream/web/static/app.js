@@ -109,6 +109,7 @@ async function pullPreview(camera, img) {
       const url = URL.createObjectURL(await response.blob());
       const old = img.src;
       img.src = url;
+      await img.decode().catch(() => {});  // show (and number) a frame only once it is decoded
       img.dataset.frame = String(after);
       if (old.startsWith("blob:")) URL.revokeObjectURL(old);
     } catch (err) {
