@@ -42,6 +42,16 @@ def find_window(display: str, name: str, timeout_s: float = 60) -> str:
     return ""
 
 
+def focus(window: str, x_env: dict, timeout_s: float = 15) -> bool:
+    """Focus the window, retrying while it is found but not yet mapped (X refuses that with BadMatch)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if subprocess.run(["xdotool", "windowfocus", "--sync", window], env=x_env, capture_output=True, timeout=10).returncode == 0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def ask_window_to_close(display_name: str, window_id: int) -> None:
     """Send WM_DELETE_WINDOW, as a window manager does when the user clicks the close button."""
     from Xlib import X, display, protocol
@@ -65,7 +75,7 @@ def test_window_appears_and_q_stops_the_run(torch_home, xvfb):
         assert window, "".join(run.lines)
         assert run.wait_for_line("streaming")
         x_env = {**os.environ, "DISPLAY": xvfb}
-        subprocess.run(["xdotool", "windowfocus", "--sync", window], env=x_env, check=True, timeout=10)
+        assert focus(window, x_env), "could not focus the overlay window"
         subprocess.run(["xdotool", "key", "q"], env=x_env, check=True, timeout=10)
         code = run.process.wait(15)
     finally:
