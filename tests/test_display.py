@@ -57,8 +57,9 @@ def repeat_until_exit(run: RunningCli, action: Callable[[], None], tries: int = 
     """Do `action` (a key press, a close click) until the run exits, as a user would try again.
 
     OpenCV's bundled Qt sometimes ignores a close request or key press while both cores are busy: in a
-    bare cv2 loop under Xvfb with two busy processes, 12 of 50 WM_DELETE_WINDOW messages were dropped and
-    a second one always worked. Once is enough on a quiet machine; the retries keep CI honest, not lucky.
+    bare cv2 loop under Xvfb with two busy processes, 12 of 50 WM_DELETE_WINDOW messages were ignored (the
+    window never hid), and in the app a second one worked. The retries make the test stable, not lenient: a
+    run that never stops still fails.
     """
     for _ in range(tries):
         action()
