@@ -62,12 +62,14 @@ def repeat_until_exit(run: RunningCli, action: Callable[[], None], tries: int = 
     run that never stops still fails.
     """
     for _ in range(tries):
+        if run.process.poll() is not None:  # it exited while we waited: no window left to act on
+            return run.process.returncode
         action()
         try:
             return run.process.wait(wait_s)
         except subprocess.TimeoutExpired:
             continue
-    return None
+    return run.process.poll()
 
 
 def ask_window_to_close(display_name: str, window_id: int) -> None:
