@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,27 +27,55 @@ class InputSpec:
         return cls(crop=crop, resize=int(round(crop * 256 / 224)), mean=tuple(mean), std=tuple(std))
 
 
-def resize_and_crop(bgr: np.ndarray, resize: int, crop: int) -> np.ndarray:
-    """Resize the shorter side to `resize` and cut the centre `crop` square (an HWC view).
-
-    torch's antialiased bilinear resize on uint8 is torchvision's own (within 1 grey level of PIL's) and
-    4x faster than OpenCV's area filter at the non-integer scales cameras need (0.4 vs 1.6 ms for 640x480)."""
-    height, width = bgr.shape[:2]
+def resized_shape(height: int, width: int, resize: int) -> tuple[int, int]:
+    """The (height, width) after torchvision's Resize(resize): the shorter side becomes `resize`."""
     if height <= width:
-        new_h, new_w = resize, max(resize, int(resize * width / height))
-    else:
-        new_h, new_w = max(resize, int(resize * height / width)), resize
-    if (new_h, new_w) != (height, width):
+        return resize, max(resize, int(resize * width / height))
+    return max(resize, int(resize * height / width)), resize
+
+
+def center_crop(image: np.ndarray, crop: int) -> np.ndarray:
+    """The centre `crop` square of an HWC image, as torchvision's CenterCrop rounds it (a view)."""
+    height, width = image.shape[:2]
+    top, left = int(round((height - crop) / 2.0)), int(round((width - crop) / 2.0))
+    return image[top:top + crop, left:left + crop]
+
+
+def resize_and_crop(bgr: np.ndarray, resize: int, crop: int) -> np.ndarray:
+    """Resize the shorter side to `resize` and cut the centre `crop` square (an HWC view, of a new array unless
+    `bgr` already had the resized size)."""
+    return center_crop(Resizer(resize)(bgr), crop)
+
+
+class Resizer:
+    """torchvision's Resize on uint8 HWC images, written into a buffer reused while the output size stays the same.
+
+    torch's antialiased bilinear resize on uint8 is torchvision's own (within 1 grey level of PIL's) and 4x faster
+    than OpenCV's area filter at the non-integer scales cameras need. Writing into a channels-last buffer keeps the
+    kernel's own layout: 0.28 against 0.38 ms for 640x480, which returns planes that then need transposing."""
+
+    def __init__(self, resize: int, reuse: bool = False) -> None:
+        self.resize = resize
+        self._reuse = reuse
+        self._buffer: Optional[np.ndarray] = None
+
+    def __call__(self, bgr: np.ndarray) -> np.ndarray:
+        """The resized image: `bgr` itself when it already has the size, else the buffer (valid until the next call)."""
+        height, width = bgr.shape[:2]
+        size = resized_shape(height, width, self.resize)
+        if size == (height, width):
+            return bgr
+        out = self._output(size, bgr.shape[2])
         planes = torch.from_numpy(np.ascontiguousarray(bgr)).permute(2, 0, 1).unsqueeze(0)
-        bgr = resize_planes(planes, (new_h, new_w))[0].permute(1, 2, 0).numpy()
-    top = int(round((new_h - crop) / 2.0))
-    left = int(round((new_w - crop) / 2.0))
-    return bgr[top:top + crop, left:left + crop]
+        torch.ops.aten._upsample_bilinear2d_aa.out(planes, list(size), False, None, None,
+                                                   out=torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0))
+        return out
 
-
-def resize_planes(planes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Antialiased bilinear resize of a uint8 (1, C, H, W) tensor, as torchvision's Resize does."""
-    return torch.nn.functional.interpolate(planes, size=size, mode="bilinear", align_corners=False, antialias=True)
+    def _output(self, size: tuple[int, int], channels: int) -> np.ndarray:
+        shape = (*size, channels)
+        if not self._reuse or self._buffer is None or self._buffer.shape != shape:
+            self._buffer = np.empty(shape, dtype=np.uint8)
+        return self._buffer
 
 
 class BatchPreprocessor:
@@ -58,6 +86,7 @@ class BatchPreprocessor:
         self.max_batch = max_batch
         self._buffer = np.empty((max_batch, 3, spec.crop, spec.crop), dtype=np.float32)
         self._tensor = torch.from_numpy(self._buffer)
+        self._resizer = Resizer(spec.resize, reuse=True)
         self._scale = [np.float32(1.0 / (255.0 * s)) for s in spec.std]
         self._offset = [np.float32(m / s) for m, s in zip(spec.mean, spec.std)]
 
@@ -71,7 +100,7 @@ class BatchPreprocessor:
 
     def fill_slot(self, slot: int, bgr: np.ndarray) -> None:
         """Normalize one BGR image into batch position `slot`, as RGB planes."""
-        cropped = resize_and_crop(bgr, self.spec.resize, self.spec.crop)
+        cropped = center_crop(self._resizer(bgr), self.spec.crop)
         target = self._buffer[slot]
         for rgb_channel in range(3):
             plane = target[rgb_channel]

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from torchvision.models import ResNet18_Weights
 
-from inference.preprocess import BatchPreprocessor, InputSpec
+from inference.preprocess import BatchPreprocessor, InputSpec, resize_and_crop
 
 # Tolerance in normalized units (1 grey level ≈ 0.0175): torch's antialiased bilinear resize and PIL's
 # round a few pixels differently (by one grey level, never more); all others are equal. A BGR/RGB
@@ -69,3 +69,19 @@ def test_custom_input_size_follows_torchvision_ratio():
     assert (spec.crop, spec.resize) == (112, 128)
     out = BatchPreprocessor(spec, max_batch=1)([realistic_image(480, 640, 4)])
     assert out.shape == (1, 3, 112, 112)
+
+
+def test_cameras_of_different_sizes_in_one_batch_each_get_their_own_resize():
+    sizes = [(480, 640), (720, 1280), (480, 640), (600, 400)]
+    images = [realistic_image(h, w, seed=n) for n, (h, w) in enumerate(sizes)]
+    together = BatchPreprocessor(InputSpec(), max_batch=4)(images).numpy()
+    for slot, image in enumerate(images):
+        alone = BatchPreprocessor(InputSpec(), max_batch=1)([image])[0].numpy()
+        np.testing.assert_array_equal(together[slot], alone)
+
+
+def test_resize_and_crop_returns_a_picture_of_its_own():
+    first = resize_and_crop(realistic_image(480, 640, 1), 256, 224)
+    kept = first.copy()
+    resize_and_crop(realistic_image(480, 640, 2), 256, 224)
+    np.testing.assert_array_equal(first, kept)
