@@ -63,6 +63,31 @@ def test_fast_path_publishes_the_same_wire_format(factory, choice):
         assert_valid_result(payload, runner.labels)
 
 
+def test_openvino_lets_a_free_model_thread_take_over_a_busy_ones_work(factory, tmp_path):
+    if why_unavailable(Choice("openvino", "int8")):
+        pytest.skip(why_unavailable(Choice("openvino", "int8")))
+    import openvino as ov
+
+    from inference.backends.openvino_runner import compile_config
+
+    runner = factory(Choice("openvino", "int8"))
+    assert str(runner._compiled.get_property("TBB_PARTITIONER")).endswith("AUTO")
+    config = compile_config(ov.Core(), "int8", 2, tmp_path)
+    assert config["CACHE_DIR"] == str(tmp_path / "blobs" / "tbb-auto") and config["INFERENCE_NUM_THREADS"] == 2
+
+
+def test_openvino_without_the_partitioner_setting_keeps_its_defaults(tmp_path):
+    from inference.backends.openvino_runner import compile_config
+
+    class OlderCore:
+        def get_property(self, device, name):
+            return ["INFERENCE_NUM_THREADS", "PERFORMANCE_HINT", "INFERENCE_PRECISION_HINT"]
+
+    config = compile_config(OlderCore(), "bf16", 2, tmp_path)
+    assert "TBB_PARTITIONER" not in config and config["CACHE_DIR"] == str(tmp_path / "blobs")
+    assert config["INFERENCE_PRECISION_HINT"] == "bf16"
+
+
 def test_int8_batches_of_any_size_keep_their_length(factory):
     if why_unavailable(Choice("torch", "int8")):
         pytest.skip(why_unavailable(Choice("torch", "int8")))

@@ -42,6 +42,25 @@ def _convert(source: TorchClassifier, precision: str, calibration: torch.Tensor,
     return model
 
 
+def compile_config(core, precision: str, threads: int, cache_dir: Path) -> dict:
+    """CPU plugin settings: latency mode on `threads` threads, and TBB's AUTO partitioner where the plugin has it.
+
+    With the default STATIC partitioner each thread owns a fixed share of every layer, so when preprocessing or
+    capture takes a core for a moment the other model thread waits at the end of the layer; AUTO lets it take
+    over that work. Measured with OpenVINO int8, batch 8, one unlimited camera, 4 alternating rounds in one process:
+    pipeline / raw 0.882 against 0.855, raw unchanged. Blobs compiled with other settings keep theirs when
+    imported from the cache, so each setting has its own blob directory."""
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    if precision in PRECISION_HINTS:
+        config["INFERENCE_PRECISION_HINT"] = PRECISION_HINTS[precision]
+    blobs = cache_dir / "blobs"
+    if "TBB_PARTITIONER" in core.get_property("CPU", "SUPPORTED_PROPERTIES"):
+        config["TBB_PARTITIONER"] = "AUTO"
+        blobs = blobs / "tbb-auto"
+    config["CACHE_DIR"] = str(blobs)
+    return config
+
+
 class OpenVinoRunner:
     """A compiled OpenVINO model with one infer request (the worker is a single thread)."""
 
@@ -51,10 +70,7 @@ class OpenVinoRunner:
 
         model = _convert(source, precision, calibration, cache_dir / ("int8.xml" if precision == "int8" else "model.xml"))
         core = ov.Core()
-        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir / "blobs")}
-        if precision in PRECISION_HINTS:
-            config["INFERENCE_PRECISION_HINT"] = PRECISION_HINTS[precision]
-        self._compiled = core.compile_model(model, "CPU", config)
+        self._compiled = core.compile_model(model, "CPU", compile_config(core, precision, threads, cache_dir))
         self._request = self._compiled.create_infer_request()
         self._output = self._compiled.output(0)
         self.labels = source.labels
