@@ -24,9 +24,26 @@ def test_quick_bench_json_has_every_field(tmp_path, demo_cache):
     assert {row["batch"] for row in result["raw"]} == {1, 8}
     assert result["pipeline"] and all(PIPELINE <= set(row) for row in result["pipeline"])
     assert {row["paced_fps"] for row in result["pipeline"]} == {None, 30.0}
+    assert all(row["raw_img_per_s"] > 0 for row in result["pipeline"] if row["paced_fps"] is None)
     assert result["baseline"]["img_per_s"] > 0
     assert result["agreement"] and all(AGREEMENT <= set(row) for row in result["agreement"])
     assert all(0 <= row["top1_agreement"] <= 1 for row in result["agreement"])
     assert 0 < result["static_scene"]["cpu_ratio"]
     assert set(result["goals"]) >= {"pipeline_vs_raw", "best_vs_baseline", "int8_vs_best_fp32", "two_cameras_30fps"}
     assert "goals" in done.stdout and "raw model" in done.stdout
+
+
+def test_pipeline_goal_compares_each_row_with_the_raw_speed_measured_just_before_it():
+    from stream.bench.goals import goals
+
+    raw = [{"backend": "openvino", "precision": "int8", "batch": 8, "img_per_s": 250.0}]
+    pipeline = [{"backend": "openvino", "precision": "int8", "batch": 8, "cameras": 1, "paced_fps": None,
+                 "results_per_s": 200.0, "raw_img_per_s": 220.0},
+                {"backend": "openvino", "precision": "int8", "batch": 8, "cameras": 2, "paced_fps": None,
+                 "results_per_s": 180.0}]
+    result = {"raw": raw, "pipeline": pipeline, "best": {"backend": "openvino", "precision": "int8"},
+              "baseline": {"img_per_s": 30.0}, "agreement": []}
+    goal = goals(result)["pipeline_vs_raw"]
+    assert goal["value"] == {"openvino int8": round(200 / 220, 3)} and goal["met"] is True
+    pipeline[0]["raw_img_per_s"] = 250.0
+    assert goals(result)["pipeline_vs_raw"] == {"value": {"openvino int8": 0.8}, "target": ">= 0.9", "met": False}

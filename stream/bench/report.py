@@ -21,9 +21,10 @@ def print_table(result: dict[str, Any], out: TextIO) -> None:
     _table(out, "raw model (images per second; latency per call)", ["backend", "precision", "batch", "img/s", "p50 ms", "p99 ms"],
            [[r["backend"], r["precision"], r["batch"], r["img_per_s"], r["latency_ms_p50"], r["latency_ms_p99"]] for r in result["raw"]])
     _table(out, "pipeline (replayed 640x480 camera frames → publisher)",
-           ["backend", "precision", "cameras", "rate", "results/s", "p50 ms", "p99 ms", "drops"],
+           ["backend", "precision", "cameras", "rate", "results/s", "raw just before", "p50 ms", "p99 ms", "drops"],
            [[r["backend"], r["precision"], r["cameras"], f"{r['paced_fps']:.0f} fps" if r["paced_fps"] else "unlimited",
-             r["results_per_s"], r["latency_ms_p50"], r["latency_ms_p99"], f"{r['drop_rate']:.1%}"] for r in result["pipeline"]])
+             r["results_per_s"], r.get("raw_img_per_s", ""), r["latency_ms_p50"], r["latency_ms_p99"], f"{r['drop_rate']:.1%}"]
+            for r in result["pipeline"]])
     out.write(f"\nbaseline ({result['baseline']['preprocessing']}, {result['baseline']['backend']}): "
               f"{result['baseline']['img_per_s']} img/s\n")
     _table(out, "top-1 agreement with torch fp32", ["model", "backend", "precision", "frames", "agreement"],
