@@ -21,6 +21,12 @@ class Classifier(Protocol):
         """Logits for the batch."""
 
 
+def takes_bgr_uint8(classifier: Classifier) -> bool:
+    """Whether `classifier` also accepts uint8 NHWC BGR crops and normalizes them inside its graph (OpenVINO does),
+    which saves the pipeline's preprocessing thread the normalization. Every classifier accepts normalized floats."""
+    return bool(getattr(classifier, "takes_bgr_uint8", False))
+
+
 class TorchClassifier:
     """An eval-mode torch module run under inference_mode."""
 

@@ -81,10 +81,14 @@ class Resizer:
 class BatchPreprocessor:
     """Writes frames into one preallocated float32 batch buffer shared with torch (no per-frame allocation)."""
 
-    def __init__(self, spec: InputSpec, max_batch: int) -> None:
+    def __init__(self, spec: InputSpec, max_batch: int, bgr_uint8: bool = False) -> None:
+        """`bgr_uint8`: fill the batch with the BGR crops themselves, uint8 NHWC, for a model that converts and
+        normalizes inside its own graph (see `takes_bgr_uint8`)."""
         self.spec = spec
         self.max_batch = max_batch
-        self._buffer = np.empty((max_batch, 3, spec.crop, spec.crop), dtype=np.float32)
+        self.bgr_uint8 = bgr_uint8
+        shape = (max_batch, spec.crop, spec.crop, 3) if bgr_uint8 else (max_batch, 3, spec.crop, spec.crop)
+        self._buffer = np.empty(shape, dtype=np.uint8 if bgr_uint8 else np.float32)
         self._tensor = torch.from_numpy(self._buffer)
         self._resizer = Resizer(spec.resize, reuse=True)
         self._scale = [np.float32(1.0 / (255.0 * s)) for s in spec.std]
@@ -99,8 +103,11 @@ class BatchPreprocessor:
         return self._tensor[: len(images)]
 
     def fill_slot(self, slot: int, bgr: np.ndarray) -> None:
-        """Normalize one BGR image into batch position `slot`, as RGB planes."""
+        """Normalize one BGR image into batch position `slot`, as RGB planes (or copy its BGR crop, in uint8 mode)."""
         cropped = center_crop(self._resizer(bgr), self.spec.crop)
+        if self.bgr_uint8:
+            self._buffer[slot] = cropped
+            return
         target = self._buffer[slot]
         for rgb_channel in range(3):
             plane = target[rgb_channel]

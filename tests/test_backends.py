@@ -13,6 +13,7 @@ from inference.backends.choice import BackendUnavailable, Choice, require, why_u
 from inference.backends.select import RunnerFactory, accelerate
 from inference.backends.torch_int8 import batch_buckets
 from inference.bundle import load_bundle
+from inference.model import takes_bgr_uint8
 from inference.preprocess import BatchPreprocessor
 from stream.app import Pipeline
 from stream.calibration import rendered_frames
@@ -71,9 +72,22 @@ def test_openvino_lets_a_free_model_thread_take_over_a_busy_ones_work(factory, t
     from inference.backends.openvino_runner import compile_config
 
     runner = factory(Choice("openvino", "int8"))
-    assert str(runner._compiled.get_property("TBB_PARTITIONER")).endswith("AUTO")
+    assert all(str(path.compiled.get_property("TBB_PARTITIONER")).endswith("AUTO") for path in (runner._float, runner._bgr_uint8))
     config = compile_config(ov.Core(), "int8", 2, tmp_path)
     assert config["CACHE_DIR"] == str(tmp_path / "blobs" / "tbb-auto") and config["INFERENCE_NUM_THREADS"] == 2
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_openvino_gives_the_same_logits_for_bgr_crops_as_for_normalized_floats(factory, frames, precision):
+    choice = Choice("openvino", precision)
+    if why_unavailable(choice):
+        pytest.skip(why_unavailable(choice))
+    runner = factory(choice)
+    assert takes_bgr_uint8(runner) and not takes_bgr_uint8(factory.source)
+    spec = runner.input_spec
+    floats = BatchPreprocessor(spec, len(frames))(frames).clone()
+    crops = BatchPreprocessor(spec, len(frames), bgr_uint8=True)(frames).clone()
+    torch.testing.assert_close(runner.predict(crops), runner.predict(floats), rtol=0, atol=1e-4)
 
 
 def test_openvino_without_the_partitioner_setting_keeps_its_defaults(tmp_path):

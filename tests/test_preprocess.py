@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from torchvision.models import ResNet18_Weights
 
-from inference.preprocess import BatchPreprocessor, InputSpec, resize_and_crop
+from inference.preprocess import BatchPreprocessor, InputSpec, normalize_crops, resize_and_crop
 
 # Tolerance in normalized units (1 grey level ≈ 0.0175): torch's antialiased bilinear resize and PIL's
 # round a few pixels differently (by one grey level, never more); all others are equal. A BGR/RGB
@@ -85,3 +85,13 @@ def test_resize_and_crop_returns_a_picture_of_its_own():
     kept = first.copy()
     resize_and_crop(realistic_image(480, 640, 2), 256, 224)
     np.testing.assert_array_equal(first, kept)
+
+
+def test_uint8_mode_hands_over_the_bgr_crops_that_float_mode_normalizes():
+    images = [realistic_image(480, 640, 5), realistic_image(720, 1280, 6)]
+    crops = BatchPreprocessor(InputSpec(), max_batch=2, bgr_uint8=True)(images).numpy()
+    assert crops.dtype == np.uint8 and crops.shape == (2, 224, 224, 3)
+    for crop, image in zip(crops, images):
+        np.testing.assert_array_equal(crop, resize_and_crop(image, 256, 224))
+    floats = BatchPreprocessor(InputSpec(), max_batch=2)(images)
+    np.testing.assert_allclose(normalize_crops(crops, InputSpec()).numpy(), floats.numpy(), atol=1e-5)
