@@ -79,7 +79,8 @@ class Resizer:
 
 
 class BatchPreprocessor:
-    """Writes frames into one preallocated float32 batch buffer shared with torch (no per-frame allocation)."""
+    """Writes frames into one preallocated batch buffer shared with torch (no per-frame allocation): normalized
+    float32 NCHW RGB, or in `bgr_uint8` mode the uint8 NHWC BGR crops."""
 
     def __init__(self, spec: InputSpec, max_batch: int, bgr_uint8: bool = False) -> None:
         """`bgr_uint8`: fill the batch with the BGR crops themselves, uint8 NHWC, for a model that converts and

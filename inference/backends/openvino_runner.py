@@ -92,7 +92,7 @@ class OpenVinoRunner:
     """The model compiled twice by OpenVINO, each with one infer request (the worker is a single thread): for
     normalized float NCHW batches (calibration, agreement, `auto`, raw speed) and for uint8 NHWC BGR crops (the
     pipeline: normalization runs inside the model's graph, on the model's threads, at no measurable cost, and the
-    preprocessing thread that competes with the model for the CPU does a quarter less work)."""
+    preprocessing thread that competes with the model for the CPU spends 0.31 instead of 0.44 ms a frame)."""
 
     takes_bgr_uint8 = True
 

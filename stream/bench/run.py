@@ -125,9 +125,9 @@ class Bench:
         just before it, so the pipeline ÷ raw goal compares two measurements seconds apart, not minutes."""
         rows = []
         for choice in choices:
+            runner = self.runners[choice]
             for cameras in self.plan.camera_counts:
                 for paced in (None, 30.0):
-                    runner = self.runners[choice]
                     adjacent = None if paced else raw_row(runner, choice.backend, choice.precision, 8, self.plan.raw_seconds)
                     row = pipeline_row(runner, choice.backend, choice.precision, cameras, paced,
                                        self.frames, self.plan.pipeline_seconds)
