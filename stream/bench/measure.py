@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from inference.model import Classifier
+from inference.speed import timed_calls
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -16,20 +17,15 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else 0.0
 
 
-def raw_row(classifier: Classifier, backend: str, precision: str, batch: int, seconds: float) -> dict[str, Any]:
-    """Images per second and per-call latency for repeated calls on one random batch."""
+def raw_row(classifier: Classifier, backend: str, precision: str, batch: int, seconds: float,
+            lanes: int = 1) -> dict[str, Any]:
+    """Images per second and per-call latency for repeated calls on one random batch from `lanes` threads at once,
+    as the worker's model lanes call it."""
     crop = classifier.input_spec.crop
-    inputs = torch.randn(batch, 3, crop, crop)
-    for _ in range(2):
-        classifier.predict(inputs)
-    latencies: list[float] = []
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds or len(latencies) < 3:
-        call = time.perf_counter()
-        classifier.predict(inputs)
-        latencies.append((time.perf_counter() - call) * 1000)
-    elapsed = time.perf_counter() - started
-    return {"backend": backend, "precision": precision, "batch": batch, "img_per_s": round(len(latencies) * batch / elapsed, 2),
+    calls = timed_calls(classifier, torch.randn(batch, 3, crop, crop), seconds, lanes)
+    latencies = calls.latencies_ms
+    return {"backend": backend, "precision": precision, "batch": batch, "lanes": lanes,
+            "img_per_s": round(calls.img_per_s, 2),
             "latency_ms_p50": round(percentile(latencies, 50), 2), "latency_ms_p99": round(percentile(latencies, 99), 2)}
 
 
