@@ -10,6 +10,7 @@ import torch
 
 from inference.model import Classifier
 from inference.speed import timed_calls
+from inference.threads import available_cpus
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -30,17 +31,23 @@ def raw_row(classifier: Classifier, backend: str, precision: str, batch: int, se
 
 
 def baseline_row(module: torch.nn.Module, frames: Sequence[np.ndarray], seconds: float) -> dict[str, Any]:
-    """What a straightforward script does: PIL preprocessing (torchvision transforms), eager fp32, one frame at a time."""
+    """What a straightforward script does: PIL preprocessing (torchvision transforms), eager fp32, one frame at a time,
+    on torch's default threads (one per CPU, whatever the model lanes use)."""
     from PIL import Image
     from torchvision.models import ResNet18_Weights
 
     transform = ResNet18_Weights.IMAGENET1K_V1.transforms()
     module = module.eval()
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds or count < 3:
-        rgb = Image.fromarray(frames[count % len(frames)][:, :, ::-1])
-        with torch.no_grad():
-            module(transform(rgb).unsqueeze(0)).softmax(1).topk(3)
-        count += 1
+    lane_threads = torch.get_num_threads()
+    torch.set_num_threads(available_cpus())
+    try:
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds or count < 3:
+            rgb = Image.fromarray(frames[count % len(frames)][:, :, ::-1])
+            with torch.no_grad():
+                module(transform(rgb).unsqueeze(0)).softmax(1).topk(3)
+            count += 1
+    finally:
+        torch.set_num_threads(lane_threads)
     return {"img_per_s": round(count / (time.perf_counter() - started), 2), "preprocessing": "PIL (torchvision transforms)",
             "backend": "torch eager fp32, batch 1"}
