@@ -177,8 +177,9 @@ class Bench:
         result["baseline"] = baseline_row(self.model.module, self.frames, self.plan.raw_seconds * 2)
         self._say(f"baseline (PIL + eager fp32, one frame at a time): {result['baseline']['img_per_s']:.1f} img/s")
         best = self.best_choice(result["raw"])
-        best_torch = self.best_choice(result["raw"], "torch")
-        result["pipeline"] = self.pipeline(list(dict.fromkeys([Choice("torch", "fp32"), best_torch, best])))
+        best_of_each = [self.best_choice(result["raw"], backend) for backend in ("torch", "openvino")
+                        if any(r["backend"] == backend and r["precision"] != "default" for r in result["raw"])]
+        result["pipeline"] = self.pipeline(list(dict.fromkeys([Choice("torch", "fp32"), *best_of_each, best])))
         result["agreement"] = self.agreement()
         result["static_scene"] = self.static_scene(best)
         result["startup"] = {} if self.plan.quick else self.startup()
