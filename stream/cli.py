@@ -14,6 +14,7 @@ from config.schema import DEFAULT_ENDPOINT
 from inference.errors import FetchError, ModelError
 from stream import exit_codes
 from stream.logs import setup_logging
+from stream.process_exit import exit_after_cleanup
 from stream.errors import CurveKeyError, PublishError, WebError
 
 log = logging.getLogger("streamrec")
@@ -333,5 +334,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exit_codes.OK
 
 
+def console_main() -> None:
+    """The `streamrec` console script: `main`, then an exit that skips the interpreter's slow teardown."""
+    exit_after_cleanup(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
