@@ -18,6 +18,7 @@ from capture.status import CameraStatus
 from capture.thread import CaptureThread
 from config.schema import AppConfig
 from inference.model import Classifier
+from inference.threads import plan_threads
 from stream.display import DisplaySink
 from stream.events import EventTracker
 from stream.health import PipelineHealth
@@ -83,7 +84,7 @@ class Pipeline:
         sinks: list[ResultSink] = [self.publisher_thread, *(s for s in (self.display, self.web_latest) if s), *extra_sinks]
         self.worker = InferenceWorker(
             self.queues, classifier, sinks, self.stats, stop, config.batching, config.model.top_k, self.uploads,
-            ChangeDetector.from_config(config),
+            ChangeDetector.from_config(config), plan_threads(config.model.threads, config.model.lanes).lanes,
         )
         self.captures = [
             CaptureThread(

@@ -27,6 +27,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _count_or_auto(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (automatic) or more, got {text}")
+    return value
+
+
 def _add_run_parser(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run the recognizer on the configured cameras")
     run.add_argument("--config", type=Path, help="TOML config file (default: the packaged config/default.toml)")
@@ -73,6 +80,9 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="measure raw model speed per backend/precision, the pipeline, and agreement")
     bench.add_argument("--quick", action="store_true", help="a short run (under a minute): fewer paths, shorter windows")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+    bench.add_argument("--threads", type=_count_or_auto, default=0, metavar="N", help="model threads in all (default: the CPUs)")
+    bench.add_argument("--lanes", type=_count_or_auto, default=0, metavar="N",
+                       help="batches the model runs at once (default: one per thread); compare 1 with the default")
     bench.set_defaults(handler=_cmd_bench)
 
 
@@ -206,7 +216,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from stream.bench.run import BenchPlan, run_bench
 
     setup_logging("WARNING")
-    run_bench(BenchPlan(quick=args.quick), args.json)
+    run_bench(BenchPlan(quick=args.quick, threads=args.threads, lanes=args.lanes), args.json)
     return exit_codes.OK
 
 

@@ -15,7 +15,7 @@ from config.paths import cache_root
 from config.schema import AppConfig
 from inference.backends.select import accelerate
 from inference.loader import load_classifier
-from inference.threads import configure_torch_threads
+from inference.threads import configure_torch_threads, plan_threads
 from stream import exit_codes
 from stream.app import Pipeline, RunOutcome
 from stream.calibration import frame_source
@@ -48,10 +48,10 @@ def run_pipeline(
     stop = threading.Event()
     install_stop_handlers(stop)
     enable_stack_dumps()
-    cv2.setNumThreads(1)  # the model's threads get the cores; capture and preprocessing stay single-threaded
-    threads = configure_torch_threads(config.model.threads)
-    classifier = accelerate(load_classifier(config.model, threads), config.model, config.batching.max_batch,
-                            cache_root() / "models", threads, frame_source(config.model.calibration_dir))
+    cv2.setNumThreads(1)  # the model's lanes get the cores; capture and preprocessing stay single-threaded
+    plan = configure_torch_threads(plan_threads(config.model.threads, config.model.lanes))
+    classifier = accelerate(load_classifier(config.model, plan.threads_per_lane), config.model, config.batching.max_batch,
+                            cache_root() / "models", plan, frame_source(config.model.calibration_dir))
     pipeline = Pipeline(
         config, classifier, stop, source_factory=source_factory, show_window=wants_window(config), extra_sinks=extra_sinks
     )

@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence, Union
+from typing import Callable, Optional, Protocol, Sequence, Union
 
 import numpy as np
 import torch
@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.2
 """How long the worker waits for work before checking for stop again."""
-BUFFERS = 2
-"""Batch buffers: the model reads one while the preprocessing thread fills the other."""
+SPARE_BUFFERS = 1
+"""Batch buffers beyond one per model lane: the preprocessing thread fills it while every lane runs the model."""
 
 
 class ResultSink(Protocol):
@@ -40,8 +40,10 @@ class ResultSink(Protocol):
 
 @dataclass
 class PreparedBatch:
-    """Frames taken together: those the model must see (already in `buffer`), and results reused without it."""
+    """Frames taken together: those the model must see (already in `buffer`), and results reused without it.
+    `sequence` numbers batches in the order they were taken, which is the order their results are delivered in."""
 
+    sequence: int
     frames: list[Frame]
     buffer: int
     inputs: Optional[torch.Tensor]
@@ -71,6 +73,7 @@ class BatchPreparer(threading.Thread):
             self.free.put(index)
         self.ready: queue.Queue[Handoff] = queue.Queue()
         self.error: Optional[BaseException] = None
+        self._taken = 0
 
     def run(self) -> None:
         try:
@@ -103,12 +106,44 @@ class BatchPreparer(threading.Thread):
         decided = [skip.reuse(frame) for frame in frames] if skip else [(None, None)] * len(frames)
         to_classify = [frame for frame, (reused, _thumb) in zip(frames, decided) if reused is None]
         inputs = self._preprocessors[buffer]([f.image for f in to_classify]) if to_classify else None
-        return PreparedBatch(frames, buffer, inputs, to_classify, [r for r, _ in decided], [t for _, t in decided])
+        self._taken += 1
+        return PreparedBatch(self._taken - 1, frames, buffer, inputs, to_classify, [r for r, _ in decided],
+                             [t for _, t in decided])
+
+
+@dataclass
+class ClassifiedBatch:
+    """A batch after the model: one result per frame in order (None when the model call failed), and the
+    thumbnails of the frames the model saw, for the skip detector."""
+
+    sequence: int
+    results: Optional[list[Result]]
+    fresh: list[tuple[Result, Optional[np.ndarray]]]
+
+
+class InOrderDelivery:
+    """Passes batches to `deliver` in the order they were taken, whichever model lane finishes first, so every
+    camera's results leave in capture order. `deliver` runs under a lock and must return at once."""
+
+    def __init__(self, deliver: Callable[[ClassifiedBatch], None]) -> None:
+        self._deliver = deliver
+        self._lock = threading.Lock()
+        self._next = 0
+        self._waiting: dict[int, ClassifiedBatch] = {}
+
+    def __call__(self, batch: ClassifiedBatch) -> None:
+        with self._lock:
+            self._waiting[batch.sequence] = batch
+            while self._next in self._waiting:
+                ready = self._waiting.pop(self._next)
+                self._next += 1
+                self._deliver(ready)
 
 
 class InferenceWorker(threading.Thread):
-    """Runs the model once per batch and hands one result per frame to the sinks; stops on `stop` or when
-    every source has ended. Preprocessing of the next batch overlaps the model call (BatchPreparer)."""
+    """Runs the model on prepared batches in `lanes` threads at once (this thread and lanes - 1 helpers) and hands
+    one result per frame to the sinks, in capture order; stops on `stop` or when every source has ended.
+    Preprocessing of the next batch overlaps the model calls (BatchPreparer)."""
 
     def __init__(
         self,
@@ -121,6 +156,7 @@ class InferenceWorker(threading.Thread):
         top_k: int,
         uploads: Optional[UploadChannel] = None,
         skip: Optional[ChangeDetector] = None,
+        lanes: int = 1,
     ) -> None:
         super().__init__(name="inference", daemon=True)
         self._classifier = classifier
@@ -131,29 +167,53 @@ class InferenceWorker(threading.Thread):
         self._uploads = uploads
         self._skip = skip
         preprocessors = [BatchPreprocessor(classifier.input_spec, batching.max_batch, takes_bgr_uint8(classifier))
-                         for _ in range(BUFFERS)]
+                         for _ in range(lanes + SPARE_BUFFERS)]
         self._preparer = BatchPreparer(queues, preprocessors, skip, batching, stop)
+        self._delivery = InOrderDelivery(self._deliver)
+        self._helpers = [threading.Thread(target=self._helper_lane, name=f"inference-lane-{n}", daemon=True)
+                         for n in range(1, lanes)]
+        self._helper_error: Optional[BaseException] = None
         self.sources_ended = threading.Event()
 
     def run(self) -> None:
         self._preparer.start()
+        for helper in self._helpers:
+            helper.start()
         try:
-            while not self._stop_event.is_set():
-                try:
-                    item = self._preparer.ready.get(timeout=IDLE_POLL_S)
-                except queue.Empty:
-                    self._stats.record_idle()
-                    continue
-                if isinstance(item, _SourcesEnded):
-                    self._finish_sources()
-                    return
-                self._classify_and_deliver(item)
+            ended = self._lane()
+            for helper in self._helpers:
+                helper.join()
+            if self._helper_error is not None:
+                raise RuntimeError(f"a model lane failed: {self._helper_error}") from self._helper_error
+            if ended:
+                self._finish_sources()
         except Exception as exc:
             log.exception("inference worker failed")
             self._stats.record_failure(f"worker failed: {exc}")
             raise
         finally:
             self._preparer.join(2 * IDLE_POLL_S + 1.0)
+
+    def _lane(self) -> bool:
+        """Run batches until stop (False) or the end of every source (True)."""
+        while not self._stop_event.is_set() and self._helper_error is None:
+            try:
+                item = self._preparer.ready.get(timeout=IDLE_POLL_S)
+            except queue.Empty:
+                self._stats.record_idle()
+                continue
+            if isinstance(item, _SourcesEnded):
+                self._preparer.ready.put(item)  # for the other lanes
+                return True
+            self._classify(item)
+        return False
+
+    def _helper_lane(self) -> None:
+        try:
+            self._lane()
+        except BaseException as exc:  # the main lane sees it and fails the worker
+            log.exception("model lane %s failed", threading.current_thread().name)
+            self._helper_error = exc
 
     def _finish_sources(self) -> None:
         if self._preparer.error is not None:
@@ -162,16 +222,40 @@ class InferenceWorker(threading.Thread):
         log.info("every source has ended")
         self.sources_ended.set()
 
-    def _classify_and_deliver(self, batch: PreparedBatch) -> None:
+    def _classify(self, batch: PreparedBatch) -> None:
+        results, fresh = None, []
         try:
-            results = self._results(batch)
+            results, fresh = self._results(batch)
         except Exception as exc:
             self._stats.record_failure(f"{exc.__class__.__name__}: {exc}")
             if self._stats.failed_batches == 1 or self._stats.failed_batches % 100 == 0:
                 log.exception("a batch of %d frames failed (%d failed batches)", len(batch.frames), self._stats.failed_batches)
-            return
         finally:
             self._preparer.free.put(batch.buffer)
+            self._delivery(ClassifiedBatch(batch.sequence, results, fresh))
+
+    def _results(self, batch: PreparedBatch) -> tuple[list[Result], list[tuple[Result, Optional[np.ndarray]]]]:
+        """One result per frame of the batch, in order (fresh from the model, or reused for unchanged frames),
+        and the fresh ones with their thumbnails."""
+        classified = iter(self._run_model(batch.to_classify, batch.inputs) if batch.inputs is not None else [])
+        results, fresh = [], []
+        for reused, thumb in zip(batch.reused, batch.thumbnails):
+            if reused is None:
+                reused = next(classified)
+                fresh.append((reused, thumb))
+            results.append(reused)
+        return results, fresh
+
+    def _deliver(self, batch: ClassifiedBatch) -> None:
+        """Remember, count and hand on one batch's results (in batch order; see InOrderDelivery)."""
+        if batch.results is None:
+            return
+        for result, thumb in batch.fresh if self._skip is not None else ():
+            self._skip.remember(result, thumb)
+        for result in batch.results:
+            if result.reused:
+                self._stats.record_reused(result.camera)
+        results = batch.results
         if self._uploads is not None:
             self._uploads.resolve([r for r in results if UploadChannel.is_upload(r)])
             results = [r for r in results if not UploadChannel.is_upload(r)]
@@ -180,20 +264,6 @@ class InferenceWorker(threading.Thread):
                 sink.submit(results)
             except Exception:
                 log.exception("sink %s failed; the other sinks still get results", type(sink).__name__)
-
-    def _results(self, batch: PreparedBatch) -> list[Result]:
-        """One result per frame of the batch, in order: fresh from the model, or reused for unchanged frames."""
-        classified = iter(self._run_model(batch.to_classify, batch.inputs) if batch.inputs is not None else [])
-        results = []
-        for frame, reused, thumb in zip(batch.frames, batch.reused, batch.thumbnails):
-            if reused is None:
-                reused = next(classified)
-                if self._skip is not None:
-                    self._skip.remember(reused, thumb)
-            else:
-                self._stats.record_reused(frame.camera)
-            results.append(reused)
-        return results
 
     def _run_model(self, frames: Sequence[Frame], inputs: torch.Tensor) -> list[Result]:
         started = time.monotonic()

@@ -47,11 +47,11 @@ def warm_resnet18(resnet18_checkpoint, streamrec_cache) -> Path:
     from config.schema import ModelConfig
     from inference.backends.select import accelerate
     from inference.imagenet import load_imagenet_resnet18
-    from inference.threads import available_cpus
+    from inference.threads import plan_threads
     from stream.calibration import rendered_frames
 
     classifier = load_imagenet_resnet18(resnet18_checkpoint, allow_download=False)
-    accelerate(classifier, ModelConfig(), 8, streamrec_cache / "models", available_cpus(), rendered_frames)
+    accelerate(classifier, ModelConfig(), 8, streamrec_cache / "models", plan_threads(), rendered_frames)
     return resnet18_checkpoint
 
 

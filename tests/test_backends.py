@@ -15,6 +15,7 @@ from inference.backends.torch_int8 import batch_buckets
 from inference.bundle import load_bundle
 from inference.model import takes_bgr_uint8
 from inference.preprocess import BatchPreprocessor
+from inference.threads import ThreadPlan
 from stream.app import Pipeline
 from stream.calibration import rendered_frames
 from tests.conftest import make_config
@@ -28,7 +29,7 @@ CHOICES = [Choice(b, p) for b in ("torch", "openvino") for p in ("fp32", "bf16",
 def factory(tiny_bundle, streamrec_cache) -> RunnerFactory:
     """Runners of the tiny bundle, cached where the demo and bench tests find them again."""
     classifier = load_bundle(tiny_bundle).to_classifier()
-    return RunnerFactory(classifier, rendered_frames, streamrec_cache / "models", threads=2, batch_size=8)
+    return RunnerFactory(classifier, rendered_frames, streamrec_cache / "models", plan=ThreadPlan(1, 2), batch_size=8)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,31 @@ def test_openvino_without_the_partitioner_setting_keeps_its_defaults(tmp_path):
     assert config["INFERENCE_PRECISION_HINT"] == "bf16"
 
 
+@pytest.mark.parametrize("choice", [Choice("torch", "fp32"), Choice("torch", "int8"), Choice("openvino", "int8")], ids=str)
+def test_model_lanes_calling_at_once_get_the_logits_of_calls_one_after_another(tiny_bundle, streamrec_cache, frames, choice):
+    """The worker's model lanes call one runner from several threads at once (OpenVINO's take turns)."""
+    if why_unavailable(choice):
+        pytest.skip(why_unavailable(choice))
+    classifier = load_bundle(tiny_bundle).to_classifier()
+    runner = RunnerFactory(classifier, rendered_frames, streamrec_cache / "models", ThreadPlan(2, 1), 8)(choice)
+    batches = [BatchPreprocessor(runner.input_spec, 8)(frames[i:i + 8]).clone() for i in range(0, 40, 8)]
+    alone = [runner.predict(batch) for batch in batches]
+    together: dict[int, list[torch.Tensor]] = {}
+
+    def lane(index: int) -> None:
+        together[index] = [runner.predict(batch) for batch in batches[index:] + batches[:index]]
+
+    lanes = [threading.Thread(target=lane, args=(i,)) for i in range(2)]
+    for thread in lanes:
+        thread.start()
+    for thread in lanes:
+        thread.join(120)
+    for index, outputs in together.items():
+        for output, expected in zip(outputs, alone[index:] + alone[:index]):
+            torch.testing.assert_close(output, expected, rtol=0, atol=1e-5)
+    assert len(together) == 2
+
+
 def test_int8_batches_of_any_size_keep_their_length(factory):
     if why_unavailable(Choice("torch", "int8")):
         pytest.skip(why_unavailable(Choice("torch", "int8")))
@@ -154,10 +180,10 @@ def test_auto_decides_once_and_reuses_the_decision(tiny_bundle, tmp_path, monkey
     classifier = load_bundle(tiny_bundle).to_classifier()
     model = ModelConfig(spec=str(tiny_bundle), precision="auto")
     caplog.set_level("INFO")
-    first = accelerate(classifier, model, 8, tmp_path, 2, rendered_frames)
+    first = accelerate(classifier, model, 8, tmp_path, ThreadPlan(1, 2), rendered_frames)
     assert "auto picked" in caplog.text and "torch int8: torch int8 needs torchao" in caplog.text
     caplog.clear()
-    second = accelerate(classifier, model, 8, tmp_path, 2, rendered_frames)
+    second = accelerate(classifier, model, 8, tmp_path, ThreadPlan(1, 2), rendered_frames)
     assert "decided earlier" in caplog.text and "auto picked" not in caplog.text
     assert first.description == second.description and first.description.startswith("torch")
 
@@ -166,8 +192,8 @@ def test_explicit_precision_on_an_external_model_is_refused(tmp_path):
     from tests.fakes import FixedClassifier
 
     with pytest.raises(BackendUnavailable, match="apply to resnet18 and bundles"):
-        accelerate(FixedClassifier(), ModelConfig(precision="int8"), 8, tmp_path, 2, rendered_frames)
-    assert isinstance(accelerate(FixedClassifier(), ModelConfig(), 8, tmp_path, 2, rendered_frames), FixedClassifier)
+        accelerate(FixedClassifier(), ModelConfig(precision="int8"), 8, tmp_path, ThreadPlan(1, 2), rendered_frames)
+    assert isinstance(accelerate(FixedClassifier(), ModelConfig(), 8, tmp_path, ThreadPlan(1, 2), rendered_frames), FixedClassifier)
 
 
 def test_run_with_openvino_missing_exits_78(tmp_path, tiny_bundle):

@@ -19,7 +19,8 @@ def test_quick_bench_json_has_every_field(tmp_path, demo_cache):
     result = json.loads(out.read_text())
     machine = result["machine"]
     assert isinstance(machine["cpu"], str) and machine["cores"] >= 1 and isinstance(machine["flags"], list)
-    assert machine["torch"]
+    assert machine["torch"] and machine["lanes"] * machine["threads_per_lane"] == machine["threads"]
+    assert all(row["lanes"] == machine["lanes"] for row in result["raw"] + result["pipeline"])
     assert result["raw"] and all(RAW <= set(row) for row in result["raw"])
     assert {row["batch"] for row in result["raw"]} == {1, 8}
     assert result["pipeline"] and all(PIPELINE <= set(row) for row in result["pipeline"])
@@ -47,3 +48,8 @@ def test_pipeline_goal_compares_each_row_with_the_raw_speed_measured_just_before
     assert goal["value"] == {"openvino int8": round(200 / 220, 3)} and goal["met"] is True
     pipeline[0]["raw_img_per_s"] = 250.0
     assert goals(result)["pipeline_vs_raw"] == {"value": {"openvino int8": 0.8}, "target": ">= 0.9", "met": False}
+
+
+def test_bench_refuses_a_negative_lane_count():
+    done = run_cli("bench", "--quick", "--lanes", "-1")
+    assert done.returncode == 2 and "--lanes: must be 0 (automatic) or more" in done.stderr

@@ -200,7 +200,7 @@ class WatchingClassifier(FixedClassifier):
 
 def test_next_batch_is_preprocessed_while_the_model_runs():
     classifier = WatchingClassifier()
-    config = make_config([{"id": "cam0", "source": "synthetic", "fps": 60}], batching={"max_batch": 2})
+    config = make_config([{"id": "cam0", "source": "synthetic", "fps": 60}], batching={"max_batch": 2}, model={"lanes": 1})
     pipeline = Pipeline(config, classifier, threading.Event())
     classifier.worker = pipeline.worker
     pipeline.start()
@@ -209,3 +209,53 @@ def test_next_batch_is_preprocessed_while_the_model_runs():
     finally:
         pipeline.shutdown()
     assert max(classifier.prepared_during_call) == 1
+
+
+class OverlapCountingClassifier(FixedClassifier):
+    """Slow on every other call, so model lanes finish out of order; records how many calls ran at once."""
+
+    def __init__(self):
+        super().__init__()
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._running = 0
+        self.most_at_once = 0
+
+    def predict(self, batch):
+        with self._lock:
+            self._calls += 1
+            self._running += 1
+            self.most_at_once = max(self.most_at_once, self._running)
+            slow = self._calls % 2 == 1
+        time.sleep(0.04 if slow else 0.002)
+        try:
+            return super().predict(batch)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
+def test_model_lanes_run_batches_at_once_and_every_camera_keeps_its_order():
+    cameras = [{"id": name, "source": "synthetic", "pace": False} for name in ("a", "b")]
+    config = make_config(cameras, batching={"max_batch": 2, "max_wait_ms": 0}, model={"lanes": 3})
+    classifier, recorder = OverlapCountingClassifier(), RecordingSink()
+    pipeline = Pipeline(config, classifier, threading.Event(), extra_sinks=[recorder])
+    pipeline.start()
+    try:
+        wait_for(lambda: len(recorder.results) >= 80, 20)
+    finally:
+        pipeline.shutdown()
+    assert classifier.most_at_once >= 2
+    for camera in ("a", "b"):
+        seqs = [r.frame.seq for r in recorder.results if r.camera == camera]
+        assert len(seqs) >= 20 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # block policy: none lost
+
+
+def test_batches_are_delivered_in_the_order_they_were_taken():
+    from stream.worker import ClassifiedBatch, InOrderDelivery
+
+    delivered = []
+    deliver = InOrderDelivery(lambda batch: delivered.append(batch.sequence))
+    for sequence in (2, 0, 3, 1, 4):
+        deliver(ClassifiedBatch(sequence, None if sequence == 1 else [], []))
+    assert delivered == [0, 1, 2, 3, 4]

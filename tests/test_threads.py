@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from inference.threads import available_cpus, cgroup_cpu_limit
+from inference.threads import ThreadPlan, available_cpus, cgroup_cpu_limit, plan_threads
 
 SERVICE = "/system.slice/streamrec.service"
 
@@ -66,3 +66,18 @@ def test_thread_count_follows_the_quota_rounded_down_but_at_least_one(tmp_path):
     assert available_cpus(root, proc) == 1
     root, proc = v2_tree(tmp_path / "c", {SERVICE: "max 100000"})
     assert available_cpus(root, proc) == len(os.sched_getaffinity(0))
+
+
+def test_automatic_plan_runs_one_single_threaded_lane_per_cpu_up_to_four():
+    assert plan_threads(0, 0, cpus=1) == ThreadPlan(1, 1)
+    assert plan_threads(0, 0, cpus=2) == ThreadPlan(2, 1)
+    assert plan_threads(0, 0, cpus=8) == ThreadPlan(4, 2)
+    assert plan_threads(3, 0, cpus=8) == ThreadPlan(3, 1)
+
+
+def test_configured_lanes_share_the_threads_and_never_outnumber_them():
+    assert plan_threads(4, 2) == ThreadPlan(2, 2)
+    assert plan_threads(2, 1) == ThreadPlan(1, 2)
+    assert plan_threads(5, 2) == ThreadPlan(2, 2)
+    assert plan_threads(1, 3) == ThreadPlan(1, 1)
+    assert plan_threads(0, 1, cpus=2).threads == 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -13,6 +12,7 @@ import torch
 
 from inference.backends.choice import Choice, why_unavailable
 from inference.model import Classifier
+from inference.speed import timed_calls
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +39,13 @@ def top1(classifier: Classifier, frames: torch.Tensor, batch_size: int) -> torch
     return torch.cat([classifier.predict(frames[i:i + batch_size]).argmax(1) for i in range(0, len(frames), batch_size)])
 
 
-def images_per_second(classifier: Classifier, batch: torch.Tensor, seconds: float = SPEED_SECONDS) -> float:
-    """Throughput on repeated calls with `batch` (after one warm-up call)."""
-    classifier.predict(batch)
-    calls, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        classifier.predict(batch)
-        calls += 1
-    return calls * len(batch) / (time.perf_counter() - started)
+def images_per_second(classifier: Classifier, batch: torch.Tensor, seconds: float = SPEED_SECONDS, lanes: int = 1) -> float:
+    """Throughput on repeated calls with `batch` from `lanes` threads at once (after one warm-up call)."""
+    return timed_calls(classifier, batch, seconds, lanes, warmup_calls=1).img_per_s
 
 
 def run_trials(candidates: Sequence[Choice], build: Callable[[Choice], Classifier], reference: Classifier,
-               frames: torch.Tensor, batch_size: int) -> list[Trial]:
+               frames: torch.Tensor, batch_size: int, lanes: int = 1) -> list[Trial]:
     """Build and measure each candidate; unavailable or failing ones are recorded with the reason."""
     expected = top1(reference, frames, batch_size)
     batch = frames[:batch_size]
@@ -64,7 +59,7 @@ def run_trials(candidates: Sequence[Choice], build: Callable[[Choice], Classifie
         try:
             runner = build(choice)
             agreement = float((top1(runner, frames, batch_size) == expected).float().mean())
-            trials.append(Trial(choice.backend, choice.precision, agreement, images_per_second(runner, batch)))
+            trials.append(Trial(choice.backend, choice.precision, agreement, images_per_second(runner, batch, lanes=lanes)))
         except Exception as exc:  # a path that fails here must not stop the service: it is just not chosen
             log.warning("auto: %s failed: %s", choice, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
             trials.append(Trial(choice.backend, choice.precision, note=f"failed: {type(exc).__name__}"))

@@ -6,6 +6,7 @@ Converted models are cached as OpenVINO IR, and compiled blobs in OpenVINO's own
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 
 from inference.model import TorchClassifier
 from inference.preprocess import InputSpec
+from inference.threads import ThreadPlan
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +46,18 @@ def _convert(source: TorchClassifier, precision: str, calibration: torch.Tensor,
 
 
 def compile_config(core, precision: str, threads: int, cache_dir: Path) -> dict:
-    """CPU plugin settings: latency mode on `threads` threads, and TBB's AUTO partitioner where the plugin has it.
+    """CPU plugin settings: one stream on all `threads` (latency mode), and TBB's AUTO partitioner where the
+    plugin has it.
 
     With the default STATIC partitioner each thread owns a fixed share of every layer, so when preprocessing or
     capture takes a core for a moment the other model thread waits at the end of the layer; AUTO lets it take
     over that work. Measured with OpenVINO int8, batch 8, one unlimited camera, 4 alternating rounds in one process:
     pipeline / raw 0.882 against 0.855, raw unchanged. Blobs compiled with other settings keep theirs when
-    imported from the cache, so each setting has its own blob directory."""
+    imported from the cache, so each setting has its own blob directory.
+
+    One stream even when the worker runs several model lanes: two one-thread streams gave the same pipeline
+    throughput with one camera (208-211 against 208-209 results/s, OpenVINO int8, batch 8) and less with two
+    and four (197 and 192 against 209 and 205), at longer latency (p99 24 against 15 ms, two cameras at 30 fps)."""
     config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
     if precision in PRECISION_HINTS:
         config["INFERENCE_PRECISION_HINT"] = PRECISION_HINTS[precision]
@@ -76,20 +83,23 @@ def with_bgr_uint8_input(model, spec: InputSpec):
 
 
 class _Compiled:
-    """One compiled model with its infer request."""
+    """One compiled model with its infer request; model lanes take turns with it (the next lane's call starts
+    the moment the previous one returns, while that lane hands its results on)."""
 
     def __init__(self, core, model, config: dict) -> None:
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.output = self.compiled.output(0)
+        self._turn = threading.Lock()
 
     def infer(self, inputs: np.ndarray) -> torch.Tensor:
-        result = self.request.infer({0: inputs})
-        return torch.from_numpy(np.array(result[self.output], dtype=np.float32, copy=True))
+        with self._turn:
+            result = self.request.infer({0: inputs})
+            return torch.from_numpy(np.array(result[self.output], dtype=np.float32, copy=True))
 
 
 class OpenVinoRunner:
-    """The model compiled twice by OpenVINO, each with one infer request (the worker is a single thread): for
+    """The model compiled twice by OpenVINO, each with one infer request that model lanes take turns with: for
     normalized float NCHW batches (calibration, agreement, `auto`, raw speed) and for uint8 NHWC BGR crops (the
     pipeline: normalization runs inside the model's graph, on the model's threads, at no measurable cost, and the
     preprocessing thread that competes with the model for the CPU spends 0.31 instead of 0.44 ms a frame)."""
@@ -97,12 +107,12 @@ class OpenVinoRunner:
     takes_bgr_uint8 = True
 
     def __init__(self, source: TorchClassifier, precision: str, calibration: torch.Tensor, cache_dir: Path,
-                 threads: int) -> None:
+                 plan: ThreadPlan) -> None:
         import openvino as ov
 
         model = _convert(source, precision, calibration, cache_dir / ("int8.xml" if precision == "int8" else "model.xml"))
         core = ov.Core()
-        config = compile_config(core, precision, threads, cache_dir)
+        config = compile_config(core, precision, plan.threads, cache_dir)
         self._float = _Compiled(core, model, config)
         self._bgr_uint8 = _Compiled(core, with_bgr_uint8_input(model, source.input_spec), config)
         self.labels = source.labels

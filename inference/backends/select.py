@@ -16,13 +16,15 @@ from inference.backends.auto import explain, load_decision, pick, run_trials, sa
 from inference.backends.choice import BackendUnavailable, Choice, candidates, require
 from inference.model import Classifier, TorchClassifier
 from inference.preprocess import BatchPreprocessor
+from inference.threads import ThreadPlan
 from inference.training.hardware import cpu_flags
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_FRAMES = 64
-RUNNERS_REVISION = 2
-"""Raised when a runner gets faster or slower (2: torch int8 runs real int8 kernels), so `auto` measures again."""
+RUNNERS_REVISION = 3
+"""Raised when a runner gets faster or slower, so `auto` measures again (2: torch int8 runs real int8 kernels;
+3: speed is measured with every model lane busy)."""
 AGREEMENT_FRAMES = 128
 FrameSource = Callable[[int, int], Sequence[np.ndarray]]
 """frames(count, seed) → BGR pictures like the cameras deliver (for calibration and agreement checks)."""
@@ -51,9 +53,9 @@ def _versions() -> str:
 class RunnerFactory:
     """Builds any backend × precision for one classifier, sharing calibration frames and the on-disk cache."""
 
-    def __init__(self, source: TorchClassifier, frames: FrameSource, cache_dir: Path, threads: int,
+    def __init__(self, source: TorchClassifier, frames: FrameSource, cache_dir: Path, plan: ThreadPlan,
                  batch_size: int, compiled: bool = False) -> None:
-        self.source, self._frames, self._threads, self._compiled = source, frames, threads, compiled
+        self.source, self._frames, self.plan, self._compiled = source, frames, plan, compiled
         self.cache_dir = cache_dir / weights_key(source) / _versions()
         self._batch_size = batch_size
         self._tensors: dict[int, torch.Tensor] = {}
@@ -73,7 +75,7 @@ class RunnerFactory:
             from inference.backends.openvino_runner import OpenVinoRunner
 
             return OpenVinoRunner(self.source, choice.precision, self.tensor(CALIBRATION_FRAMES, 1), self.cache_dir / "openvino",
-                                  self._threads)
+                                  self.plan)
         if choice.precision == "int8":
             from inference.backends.torch_int8 import Int8Runner
 
@@ -84,10 +86,10 @@ class RunnerFactory:
     def decision_file(self, backend: str, min_agreement: float) -> Path:
         """Where `auto` keeps its decision for this model, backend setting, batch size and CPU."""
         cpu = hashlib.sha256(" ".join(sorted(cpu_flags())).encode() + platform.processor().encode()).hexdigest()[:8]
-        return self.cache_dir / f"auto-r{RUNNERS_REVISION}-{backend}-b{self._batch_size}-a{min_agreement}-t{self._threads}-{cpu}.json"
+        return self.cache_dir / f"auto-r{RUNNERS_REVISION}-{backend}-b{self._batch_size}-a{min_agreement}-l{self.plan.lanes}x{self.plan.threads_per_lane}-{cpu}.json"
 
 
-def accelerate(classifier: Classifier, model: ModelConfig, batch_size: int, cache_dir: Path, threads: int,
+def accelerate(classifier: Classifier, model: ModelConfig, batch_size: int, cache_dir: Path, plan: ThreadPlan,
                frames: FrameSource) -> Classifier:
     """The classifier the worker should run, per model.backend / model.precision / model.compile."""
     if not isinstance(classifier, TorchClassifier):
@@ -95,7 +97,7 @@ def accelerate(classifier: Classifier, model: ModelConfig, batch_size: int, cach
             raise BackendUnavailable("model.backend and model.precision apply to resnet18 and bundles; "
                                      "onnx:/torchscript: models run as they are (leave both on auto)")
         return classifier
-    factory = RunnerFactory(classifier, frames, cache_dir, threads, batch_size, model.compile)
+    factory = RunnerFactory(classifier, frames, cache_dir, plan, batch_size, model.compile)
     if model.precision == "auto":
         choice = decide(factory, model.backend, batch_size, model.min_agreement)
     else:
@@ -115,7 +117,7 @@ def decide(factory: RunnerFactory, backend: str, batch_size: int, min_agreement:
         return cached.choice
     log.info("auto: measuring the available backends and precisions once (cached in %s)", path.parent)
     frames = factory.tensor(AGREEMENT_FRAMES, 2)
-    trials = run_trials(candidates(backend), factory, factory.source, frames, batch_size)
+    trials = run_trials(candidates(backend), factory, factory.source, frames, batch_size, factory.plan.lanes)
     chosen = pick(trials, min_agreement)
     log.info(explain(trials, chosen, min_agreement))
     save_decision(path, chosen, trials)

@@ -6,7 +6,7 @@ import platform
 from importlib import metadata
 from typing import Any
 
-from inference.threads import available_cpus
+from inference.threads import ThreadPlan, available_cpus
 from inference.training.hardware import cpu_flags
 
 INTERESTING_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
@@ -25,7 +25,7 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     return platform.processor() or "unknown"
 
 
-def machine_info(threads: int) -> dict[str, Any]:
+def machine_info(plan: ThreadPlan) -> dict[str, Any]:
     """The `machine` object of the benchmark JSON."""
     versions = {}
     for package in PACKAGES:
@@ -37,7 +37,9 @@ def machine_info(threads: int) -> dict[str, Any]:
     return {
         "cpu": cpu_model(),
         "cores": available_cpus(),
-        "threads": threads,
+        "threads": plan.threads,
+        "lanes": plan.lanes,
+        "threads_per_lane": plan.threads_per_lane,
         "flags": [flag for flag in INTERESTING_FLAGS if flag in flags],
         "python": platform.python_version(),
         "torch": versions.get("torch", "?"),

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 
 from inference.model import Classifier
+from inference.speed import timed_calls
+from inference.threads import available_cpus
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -16,35 +18,36 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else 0.0
 
 
-def raw_row(classifier: Classifier, backend: str, precision: str, batch: int, seconds: float) -> dict[str, Any]:
-    """Images per second and per-call latency for repeated calls on one random batch."""
+def raw_row(classifier: Classifier, backend: str, precision: str, batch: int, seconds: float,
+            lanes: int = 1) -> dict[str, Any]:
+    """Images per second and per-call latency for repeated calls on one random batch from `lanes` threads at once,
+    as the worker's model lanes call it."""
     crop = classifier.input_spec.crop
-    inputs = torch.randn(batch, 3, crop, crop)
-    for _ in range(2):
-        classifier.predict(inputs)
-    latencies: list[float] = []
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds or len(latencies) < 3:
-        call = time.perf_counter()
-        classifier.predict(inputs)
-        latencies.append((time.perf_counter() - call) * 1000)
-    elapsed = time.perf_counter() - started
-    return {"backend": backend, "precision": precision, "batch": batch, "img_per_s": round(len(latencies) * batch / elapsed, 2),
+    calls = timed_calls(classifier, torch.randn(batch, 3, crop, crop), seconds, lanes)
+    latencies = calls.latencies_ms
+    return {"backend": backend, "precision": precision, "batch": batch, "lanes": lanes,
+            "img_per_s": round(calls.img_per_s, 2),
             "latency_ms_p50": round(percentile(latencies, 50), 2), "latency_ms_p99": round(percentile(latencies, 99), 2)}
 
 
 def baseline_row(module: torch.nn.Module, frames: Sequence[np.ndarray], seconds: float) -> dict[str, Any]:
-    """What a straightforward script does: PIL preprocessing (torchvision transforms), eager fp32, one frame at a time."""
+    """What a straightforward script does: PIL preprocessing (torchvision transforms), eager fp32, one frame at a time,
+    on torch's default threads (one per CPU, whatever the model lanes use)."""
     from PIL import Image
     from torchvision.models import ResNet18_Weights
 
     transform = ResNet18_Weights.IMAGENET1K_V1.transforms()
     module = module.eval()
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds or count < 3:
-        rgb = Image.fromarray(frames[count % len(frames)][:, :, ::-1])
-        with torch.no_grad():
-            module(transform(rgb).unsqueeze(0)).softmax(1).topk(3)
-        count += 1
+    lane_threads = torch.get_num_threads()
+    torch.set_num_threads(available_cpus())
+    try:
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds or count < 3:
+            rgb = Image.fromarray(frames[count % len(frames)][:, :, ::-1])
+            with torch.no_grad():
+                module(transform(rgb).unsqueeze(0)).softmax(1).topk(3)
+            count += 1
+    finally:
+        torch.set_num_threads(lane_threads)
     return {"img_per_s": round(count / (time.perf_counter() - started), 2), "preprocessing": "PIL (torchvision transforms)",
             "backend": "torch eager fp32, batch 1"}

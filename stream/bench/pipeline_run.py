@@ -54,7 +54,7 @@ class _LatencyCollector(threading.Thread):
             self._socket.close()
 
 
-def bench_config(cameras: int, paced_fps: Optional[float], max_batch: int, skip: str = "off"):
+def bench_config(cameras: int, paced_fps: Optional[float], max_batch: int, skip: str = "off", lanes: int = 1):
     """Cameras as a benchmark wants them: paced ones drop the oldest frame, unlimited ones block (nothing lost)
     and queue enough frames that even one camera fills whole batches."""
     camera = {"source": "synthetic", "pace": paced_fps is not None, "fps": paced_fps or 30.0,
@@ -64,13 +64,15 @@ def bench_config(cameras: int, paced_fps: Optional[float], max_batch: int, skip:
         "publisher": {"endpoint": "tcp://127.0.0.1:*", "queue_size": 4096},
         "batching": {"max_batch": max_batch, "max_wait_ms": 10},
         "skip": {"enabled": skip},
+        "model": {"lanes": lanes},
     }, origin="bench")
 
 
 def pipeline_row(classifier: Classifier, backend: str, precision: str, cameras: int, paced_fps: Optional[float],
-                 frames: Sequence[np.ndarray], seconds: float, max_batch: int = 8) -> dict[str, Any]:
-    """Results per second, capture-to-publish latency and drop rate over `seconds` after a warm-up."""
-    config = bench_config(cameras, paced_fps, max_batch)
+                 frames: Sequence[np.ndarray], seconds: float, max_batch: int = 8, lanes: int = 1) -> dict[str, Any]:
+    """Results per second, capture-to-publish latency and drop rate over `seconds` after a warm-up, with the worker
+    running `lanes` batches at once."""
+    config = bench_config(cameras, paced_fps, max_batch, lanes=lanes)
     def factory(camera):  # each camera starts at a different picture, so batches hold different frames
         shift = int(camera.id.removeprefix("cam")) * 7 % len(frames)
         return ReplaySource(list(frames[shift:]) + list(frames[:shift]), fps=paced_fps or 30.0)
@@ -93,7 +95,8 @@ def pipeline_row(classifier: Classifier, backend: str, precision: str, cameras: 
         collector.join(2)
     elapsed = after["time"] - before["time"]
     captured = after["captured"] - before["captured"]
-    return {"backend": backend, "precision": precision, "batch": max_batch, "cameras": cameras, "paced_fps": paced_fps,
+    return {"backend": backend, "precision": precision, "batch": max_batch, "lanes": lanes, "cameras": cameras,
+            "paced_fps": paced_fps,
             "results_per_s": round((after["results"] - before["results"]) / elapsed, 2),
             "latency_ms_p50": round(percentile(collector.latencies, 50), 2),
             "latency_ms_p99": round(percentile(collector.latencies, 99), 2),

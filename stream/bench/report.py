@@ -16,9 +16,10 @@ def _table(out: TextIO, title: str, header: list[str], rows: list[list[Any]]) ->
 def print_table(result: dict[str, Any], out: TextIO) -> None:
     """Machine, raw, pipeline, baseline, agreement, static scene, start-up and goals."""
     machine = result["machine"]
-    out.write(f"{machine['cpu']}, {machine['cores']} cores, {machine['threads']} torch threads, "
+    out.write(f"{machine['cpu']}, {machine['cores']} cores, {machine.get('lanes', 1)} model lane(s) of "
+              f"{machine.get('threads_per_lane', machine['threads'])} thread(s), "
               f"flags {' '.join(machine['flags'])}, torch {machine['torch']}; model {result['model']}\n")
-    _table(out, "raw model (images per second; latency per call)", ["backend", "precision", "batch", "img/s", "p50 ms", "p99 ms"],
+    _table(out, "raw model (images per second with every lane busy; latency per call)", ["backend", "precision", "batch", "img/s", "p50 ms", "p99 ms"],
            [[r["backend"], r["precision"], r["batch"], r["img_per_s"], r["latency_ms_p50"], r["latency_ms_p99"]] for r in result["raw"]])
     _table(out, "pipeline (replayed 640x480 camera frames → publisher)",
            ["backend", "precision", "cameras", "rate", "results/s", "raw just before", "p50 ms", "p99 ms", "drops"],

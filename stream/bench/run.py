@@ -22,7 +22,7 @@ from inference.errors import ModelError
 from inference.imagenet import MODEL_ID, imagenet_labels, load_imagenet_resnet18
 from inference.model import Classifier, TorchClassifier
 from inference.preprocess import InputSpec
-from inference.threads import configure_torch_threads
+from inference.threads import configure_torch_threads, plan_threads
 from stream.bench.agreement import agreement_rows
 from stream.bench.goals import goals
 from stream.bench.machine import machine_info
@@ -42,6 +42,10 @@ class BenchPlan:
     """How much to measure: the full run (several minutes) or --quick (under a minute)."""
 
     quick: bool = False
+    threads: int = 0
+    """Model threads in all (0 = the CPUs this process may use), as `model.threads`."""
+    lanes: int = 0
+    """Model lanes (0 = one per thread), as `model.lanes`."""
 
     @property
     def raw_seconds(self) -> float:
@@ -88,12 +92,16 @@ class Bench:
         self.plan, self.out = plan, out
         self.cache_dir = cache_dir or cache_root()
         cv2.setNumThreads(1)
-        self.threads = configure_torch_threads(0)
+        self.thread_plan = configure_torch_threads(plan_threads(plan.threads, plan.lanes))
         self.model, self.model_name = speed_model()
         self.frames = camera_frames(24 if plan.quick else 48)
-        self.factory = RunnerFactory(self.model, rendered_frames, self.cache_dir / "models", self.threads, 8)
+        self.factory = RunnerFactory(self.model, rendered_frames, self.cache_dir / "models", self.thread_plan, 8)
         self.runners: dict[Choice, Classifier] = {}
         self.skipped: list[dict[str, str]] = []
+
+    @property
+    def lanes(self) -> int:
+        return self.thread_plan.lanes
 
     def runner(self, choice: Choice) -> Optional[Classifier]:
         """The runner for `choice` (built once), or None when it cannot run here (recorded in `skipped`)."""
@@ -116,7 +124,7 @@ class Bench:
         for choice in self.plan.choices:
             runner = self.runner(choice)
             for batch in self.plan.batches if runner else ():
-                rows.append(raw_row(runner, choice.backend, choice.precision, batch, self.plan.raw_seconds))
+                rows.append(raw_row(runner, choice.backend, choice.precision, batch, self.plan.raw_seconds, self.lanes))
                 self._say(f"raw {choice.backend} {choice.precision} batch {batch}: {rows[-1]['img_per_s']:.1f} img/s")
         return rows
 
@@ -128,9 +136,10 @@ class Bench:
             runner = self.runners[choice]
             for cameras in self.plan.camera_counts:
                 for paced in (None, 30.0):
-                    adjacent = None if paced else raw_row(runner, choice.backend, choice.precision, 8, self.plan.raw_seconds)
+                    adjacent = None if paced else raw_row(runner, choice.backend, choice.precision, 8,
+                                                          self.plan.raw_seconds, self.lanes)
                     row = pipeline_row(runner, choice.backend, choice.precision, cameras, paced,
-                                       self.frames, self.plan.pipeline_seconds)
+                                       self.frames, self.plan.pipeline_seconds, lanes=self.lanes)
                     if adjacent:
                         row["raw_img_per_s"] = adjacent["img_per_s"]
                     rows.append(row)
@@ -141,7 +150,7 @@ class Bench:
     def agreement(self) -> list[dict[str, Any]]:
         rows = []
         for reference, name, frames in self._trained_models():
-            factory = RunnerFactory(reference, rendered_frames, self.cache_dir / "models", self.threads, 8)
+            factory = RunnerFactory(reference, rendered_frames, self.cache_dir / "models", self.thread_plan, 8)
             candidates = [c for c in self.plan.choices if c.precision not in ("fp32",) and why_unavailable(
                 Choice(c.backend, "fp32" if c.precision == "default" else c.precision)) is None]
             builds: list[tuple[Choice, Callable[[], Classifier]]] = [(c, lambda c=c: factory(c)) for c in candidates]
@@ -163,13 +172,14 @@ class Bench:
 
     def run(self) -> dict[str, Any]:
         """Everything, as the JSON object of DESIGN.md (plus static-scene CPU, start-up and goals)."""
-        result: dict[str, Any] = {"machine": machine_info(self.threads), "model": self.model_name, "quick": self.plan.quick}
+        result: dict[str, Any] = {"machine": machine_info(self.thread_plan), "model": self.model_name, "quick": self.plan.quick}
         result["raw"] = self.raw()
         result["baseline"] = baseline_row(self.model.module, self.frames, self.plan.raw_seconds * 2)
         self._say(f"baseline (PIL + eager fp32, one frame at a time): {result['baseline']['img_per_s']:.1f} img/s")
         best = self.best_choice(result["raw"])
-        best_torch = self.best_choice(result["raw"], "torch")
-        result["pipeline"] = self.pipeline(list(dict.fromkeys([Choice("torch", "fp32"), best_torch, best])))
+        best_of_each = [self.best_choice(result["raw"], backend) for backend in ("torch", "openvino")
+                        if any(r["backend"] == backend and r["precision"] != "default" for r in result["raw"])]
+        result["pipeline"] = self.pipeline(list(dict.fromkeys([Choice("torch", "fp32"), *best_of_each, best])))
         result["agreement"] = self.agreement()
         result["static_scene"] = self.static_scene(best)
         result["startup"] = {} if self.plan.quick else self.startup()
@@ -188,7 +198,7 @@ class Bench:
     def static_scene(self, best: Choice) -> dict[str, Any]:
         from stream.bench.skip_cpu import static_scene_row
 
-        row = static_scene_row(self.runners[best], self.frames[0], self.plan.pipeline_seconds)
+        row = static_scene_row(self.runners[best], self.frames[0], self.plan.pipeline_seconds, self.lanes)
         self._say(f"static scene at 30 fps with {best}: skip on uses {row['cpu_ratio']:.0%} of the CPU of skip off")
         return {"backend": best.backend, "precision": best.precision, **row}
 
