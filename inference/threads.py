@@ -115,3 +115,20 @@ def configure_torch_threads(plan: ThreadPlan) -> ThreadPlan:
     torch.set_num_threads(plan.threads_per_lane)
     log.info("the model runs in %s", plan.describe())
     return plan
+
+
+class TorchThreadPin:
+    """The torch thread count that compiled code was traced with, given to every thread that calls it.
+
+    Dynamo guards compiled code on the calling thread's torch thread count. A new thread starts with
+    the count last set with `torch.set_num_threads`, or with the OpenMP/MKL default (physical cores on
+    some machines) when nobody set one; on a mismatch dynamo compiles again, without int8 freezing,
+    in the middle of a stream."""
+
+    def __init__(self) -> None:
+        self.threads = torch.get_num_threads()
+
+    def apply(self) -> None:
+        """Give the calling thread the pinned count (a cheap check once it has it)."""
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)

@@ -137,6 +137,34 @@ def test_int8_batches_of_any_size_keep_their_length(factory):
     assert batch_buckets(8) == (1, 2, 4, 8) and batch_buckets(6) == (1, 2, 4, 6)
 
 
+def test_int8_runs_in_a_thread_whose_torch_thread_count_differs_without_compiling_again(factory):
+    """A new thread may start with another torch thread count than the one the buckets were compiled
+    with (OpenMP/MKL defaults); dynamo guards on it and would compile again mid-stream, without freezing."""
+    if why_unavailable(Choice("torch", "int8")):
+        pytest.skip(why_unavailable(Choice("torch", "int8")))
+    runner = factory(Choice("torch", "int8"))
+    compiled_with = torch.get_num_threads()
+    crop = runner.input_spec.crop
+    outcome = {}
+
+    def lane() -> None:
+        torch.set_num_threads(compiled_with % 2 + 1)
+        try:
+            with torch.compiler.set_stance("fail_on_recompile"):
+                outcome["logits"] = runner.predict(torch.zeros(8, 3, crop, crop))
+        except Exception as exc:  # reported below, with the guard that failed
+            outcome["error"] = exc
+
+    try:
+        thread = threading.Thread(target=lane)
+        thread.start()
+        thread.join(60)
+    finally:
+        torch.set_num_threads(compiled_with)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["logits"].shape == (8, len(runner.labels))
+
+
 def test_int8_runs_int8_kernels_not_dequantize_and_fp32(factory):
     """Inductor silently lowers an int8 program to dequantize + fp32 convolution (no faster than fp32)
     unless the weights are frozen and torchao's x86 passes are registered; they prepack every conv."""

@@ -18,6 +18,7 @@ import torch
 from torchvision.models.resnet import BasicBlock
 
 from inference.model import TorchClassifier
+from inference.threads import TorchThreadPin
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class Int8Runner:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self._module = torch.compile(program.module(), dynamic=False)
+        self._threads = TorchThreadPin()
         self._buckets = batch_buckets(max_batch)
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, len(self._buckets) + 2)
         self.labels = source.labels
@@ -144,6 +146,7 @@ class Int8Runner:
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits (float32) for the batch."""
+        self._threads.apply()
         count = len(batch)
         size = next((b for b in self._buckets if b >= count), count)
         if size != count:

@@ -7,6 +7,7 @@ import copy
 import torch
 
 from inference.model import TorchClassifier
+from inference.threads import TorchThreadPin
 
 COMPILE_OPTIONS = {"freezing": True}
 """Inductor folds the weights into the compiled graph (and prepacks them for oneDNN)."""
@@ -20,6 +21,7 @@ class TorchRunner:
             raise ValueError(f"TorchRunner runs fp32 or bf16, not {precision}")
         module = copy.deepcopy(source.module).eval().to(memory_format=torch.channels_last)
         self._module = torch.compile(module, dynamic=True, options=COMPILE_OPTIONS) if compiled else module
+        self._threads = TorchThreadPin()
         self._bf16 = precision == "bf16"
         self.labels = source.labels
         self.model_id = source.model_id
@@ -28,5 +30,6 @@ class TorchRunner:
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits (float32) for the batch."""
+        self._threads.apply()
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
             return self._module(batch.contiguous(memory_format=torch.channels_last)).float()
