@@ -13,9 +13,9 @@ from config.loader import ConfigError, Overrides, load_config
 from config.schema import DEFAULT_ENDPOINT
 from inference.errors import FetchError, ModelError
 from stream import exit_codes
+from stream.errors import CurveKeyError, PublishError, WebError
 from stream.logs import setup_logging
 from stream.process_exit import exit_after_cleanup
-from stream.errors import CurveKeyError, PublishError, WebError
 
 log = logging.getLogger("streamrec")
 
