@@ -21,10 +21,11 @@ class Classifier(Protocol):
         """Logits for the batch."""
 
 
-def takes_bgr_uint8(classifier: Classifier) -> bool:
-    """Whether `classifier` also accepts uint8 NHWC BGR crops and normalizes them inside its graph (OpenVINO does),
-    which saves the pipeline's preprocessing thread the normalization. Every classifier accepts normalized floats."""
-    return bool(getattr(classifier, "takes_bgr_uint8", False))
+def takes_rgb_uint8(classifier: Classifier) -> bool:
+    """Whether `classifier` also accepts uint8 NHWC RGB crops and normalizes them inside its graph (OpenVINO and
+    torch int8 do), which saves the pipeline's preprocessing thread the normalization. Every classifier accepts
+    normalized floats."""
+    return bool(getattr(classifier, "takes_rgb_uint8", False))
 
 
 class TorchClassifier:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -80,16 +81,16 @@ class Resizer:
 
 class BatchPreprocessor:
     """Writes frames into one preallocated batch buffer shared with torch (no per-frame allocation): normalized
-    float32 NCHW RGB, or in `bgr_uint8` mode the uint8 NHWC BGR crops."""
+    float32 NCHW RGB, or in `rgb_uint8` mode the uint8 NHWC RGB crops."""
 
-    def __init__(self, spec: InputSpec, max_batch: int, bgr_uint8: bool = False) -> None:
-        """`bgr_uint8`: fill the batch with the BGR crops themselves, uint8 NHWC, for a model that converts and
-        normalizes inside its own graph (see `takes_bgr_uint8`)."""
+    def __init__(self, spec: InputSpec, max_batch: int, rgb_uint8: bool = False) -> None:
+        """`rgb_uint8`: fill the batch with the crops themselves in RGB order, uint8 NHWC, for a model that
+        converts and normalizes inside its own graph (see `takes_rgb_uint8`)."""
         self.spec = spec
         self.max_batch = max_batch
-        self.bgr_uint8 = bgr_uint8
-        shape = (max_batch, spec.crop, spec.crop, 3) if bgr_uint8 else (max_batch, 3, spec.crop, spec.crop)
-        self._buffer = np.empty(shape, dtype=np.uint8 if bgr_uint8 else np.float32)
+        self.rgb_uint8 = rgb_uint8
+        shape = (max_batch, spec.crop, spec.crop, 3) if rgb_uint8 else (max_batch, 3, spec.crop, spec.crop)
+        self._buffer = np.empty(shape, dtype=np.uint8 if rgb_uint8 else np.float32)
         self._tensor = torch.from_numpy(self._buffer)
         self._resizer = Resizer(spec.resize, reuse=True)
         self._scale = [np.float32(1.0 / (255.0 * s)) for s in spec.std]
@@ -104,10 +105,10 @@ class BatchPreprocessor:
         return self._tensor[: len(images)]
 
     def fill_slot(self, slot: int, bgr: np.ndarray) -> None:
-        """Normalize one BGR image into batch position `slot`, as RGB planes (or copy its BGR crop, in uint8 mode)."""
+        """Normalize one BGR image into batch position `slot`, as RGB planes (or its RGB crop, in uint8 mode)."""
         cropped = center_crop(self._resizer(bgr), self.spec.crop)
-        if self.bgr_uint8:
-            self._buffer[slot] = cropped
+        if self.rgb_uint8:
+            cv2.cvtColor(cropped, cv2.COLOR_BGR2RGB, dst=self._buffer[slot])
             return
         target = self._buffer[slot]
         for rgb_channel in range(3):

@@ -15,7 +15,7 @@ import torch
 from capture.frame import Frame
 from capture.queue import FrameQueueSet
 from config.schema import BatchingConfig
-from inference.model import Classifier, takes_bgr_uint8
+from inference.model import Classifier, takes_rgb_uint8
 from inference.preprocess import BatchPreprocessor
 from inference.topk import top_k
 from stream.result import Result
@@ -166,7 +166,7 @@ class InferenceWorker(threading.Thread):
         self._top_k = top_k
         self._uploads = uploads
         self._skip = skip
-        preprocessors = [BatchPreprocessor(classifier.input_spec, batching.max_batch, takes_bgr_uint8(classifier))
+        preprocessors = [BatchPreprocessor(classifier.input_spec, batching.max_batch, takes_rgb_uint8(classifier))
                          for _ in range(lanes + SPARE_BUFFERS)]
         self._preparer = BatchPreparer(queues, preprocessors, skip, batching, stop)
         self._delivery = InOrderDelivery(self._deliver)

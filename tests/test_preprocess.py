@@ -87,11 +87,11 @@ def test_resize_and_crop_returns_a_picture_of_its_own():
     np.testing.assert_array_equal(first, kept)
 
 
-def test_uint8_mode_hands_over_the_bgr_crops_that_float_mode_normalizes():
+def test_uint8_mode_hands_over_the_rgb_crops_that_float_mode_normalizes():
     images = [realistic_image(480, 640, 5), realistic_image(720, 1280, 6)]
-    crops = BatchPreprocessor(InputSpec(), max_batch=2, bgr_uint8=True)(images).numpy()
+    crops = BatchPreprocessor(InputSpec(), max_batch=2, rgb_uint8=True)(images).numpy()
     assert crops.dtype == np.uint8 and crops.shape == (2, 224, 224, 3)
     for crop, image in zip(crops, images):
-        np.testing.assert_array_equal(crop, resize_and_crop(image, 256, 224))
+        np.testing.assert_array_equal(crop, resize_and_crop(image, 256, 224)[:, :, ::-1])
     floats = BatchPreprocessor(InputSpec(), max_batch=2)(images)
-    np.testing.assert_allclose(normalize_crops(crops, InputSpec()).numpy(), floats.numpy(), atol=1e-5)
+    np.testing.assert_allclose(normalize_crops(crops[..., ::-1], InputSpec()).numpy(), floats.numpy(), atol=1e-5)

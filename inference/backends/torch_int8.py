@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torchvision.models.resnet import BasicBlock
 
+from inference.backends.inductor import CompiledBuckets, rgb_uint8_module
 from inference.model import TorchClassifier
 from inference.threads import TorchThreadPin
 
@@ -113,43 +114,39 @@ class Int8Runner:
     """An int8 program compiled by inductor for a few static batch sizes; a batch is padded to the next one.
 
     (Inductor folds the int8 weight packing into the compiled code only for static shapes; padding costs
-    at most half a bucket of extra compute.) Same labels, input and model id as the source classifier."""
+    at most half a bucket of extra compute.) Same labels, input and model id as the source classifier.
+
+    The pipeline hands it uint8 NHWC RGB crops (`takes_rgb_uint8`), normalized inside the compiled graph; those
+    buckets are compiled at start-up. Normalized float batches (calibration, agreement, `auto`, raw speed) run a
+    second compiled copy whose buckets compile on their first use, so a start that never needs them (the
+    stream, with a cached decision) does not wait for them."""
+
+    takes_rgb_uint8 = True
 
     def __init__(self, source: TorchClassifier, calibration: torch.Tensor, cache_file: Path, max_batch: int = 8) -> None:
         program = load_or_quantize(source.module, calibration, cache_file)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._module = torch.compile(program.module(), dynamic=False)
+        crop = source.input_spec.crop
         self._threads = TorchThreadPin()
         self._buckets = batch_buckets(max_batch)
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, len(self._buckets) + 2)
+        self._rgb_uint8 = CompiledBuckets(rgb_uint8_module(program.module(), source.input_spec),
+                                          lambda size: torch.zeros((size, crop, crop, 3), dtype=torch.uint8))
+        self._float = CompiledBuckets(program.module(), lambda size: torch.zeros((size, 3, crop, crop)).contiguous(
+            memory_format=torch.channels_last))
         self.labels = source.labels
         self.model_id = source.model_id
         self.input_spec = source.input_spec
         self.description = "torch int8 (PT2E, inductor)"
-        self._compile_buckets(source.input_spec.crop)
-
-    def _compile_buckets(self, crop: int) -> None:
-        """Compile every bucket now, not on the first camera frames.
-
-        The int8 kernels exist only when inductor freezes the weights and torchao's x86 fusion passes
-        are registered (by importing its quantizer module). Without either, inductor silently runs
-        dequantize + fp32 convolution, no faster than fp32; `freezing` passed as a torch.compile
-        option instead of the config fails to prepack the weights (onednn.qconv_prepack)."""
-        import torch._inductor.config as inductor_config
-        from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer  # noqa: F401
-
-        with warnings.catch_warnings(), inductor_config.patch(freezing=True):
-            warnings.simplefilter("ignore")
-            for size in self._buckets:
-                self.predict(torch.zeros((size, 3, crop, crop)))
+        for size in self._buckets:  # now, not on the first camera frames
+            self._rgb_uint8.compile(size)
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
-        """Logits (float32) for the batch."""
+        """Logits (float32) for a normalized float NCHW batch, or for uint8 NHWC RGB crops."""
         self._threads.apply()
         count = len(batch)
         size = next((b for b in self._buckets if b >= count), count)
         if size != count:
             batch = torch.cat([batch, batch.new_zeros((size - count, *batch.shape[1:]))])
-        with torch.no_grad():
-            return self._module(batch.contiguous(memory_format=torch.channels_last))[:count].float()
+        if batch.dtype == torch.uint8:
+            return self._rgb_uint8(batch.contiguous())[:count].float()
+        return self._float(batch.contiguous(memory_format=torch.channels_last))[:count].float()
