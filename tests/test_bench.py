@@ -53,3 +53,13 @@ def test_pipeline_goal_compares_each_row_with_the_raw_speed_measured_just_before
 def test_bench_refuses_a_negative_lane_count():
     done = run_cli("bench", "--quick", "--lanes", "-1")
     assert done.returncode == 2 and "--lanes: must be 0 (automatic) or more" in done.stderr
+
+
+@pytest.mark.parametrize("latency_ms", [12.345, 0.004, 1234.5, 7.0])
+def test_the_bench_subscriber_reads_the_latency_the_wire_encoder_writes(latency_ms):
+    from stream.bench.pipeline_run import LATENCY_FIELD
+    from stream.wire import WireEncoder
+    from tests.test_wire import sample_result
+
+    _topic, payload = WireEncoder("boot").result(sample_result(), latency_ms, stale=False)
+    assert float(LATENCY_FIELD.search(payload).group(1)) == json.loads(payload)["latency_ms"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any, Optional, Sequence
@@ -16,6 +17,9 @@ from stream.app import Pipeline
 from stream.bench.measure import percentile
 
 WARMUP_S = 1.5
+LATENCY_FIELD = re.compile(rb'"latency_ms":([-+.eE0-9]+)')
+"""The one field the bench's subscriber needs, read straight from the payload: the wire encoder writes compact JSON,
+and parsing all of every message cost this process about 1% of a core at 200 results/s, beside the model."""
 
 
 class _CountingSink:
@@ -42,14 +46,13 @@ class _LatencyCollector(threading.Thread):
         self.latencies: list[float] = []
 
     def run(self) -> None:
-        import json
-
         try:
             while not self.stop.is_set():
                 if self._socket.poll(100):
-                    payload = json.loads(self._socket.recv_multipart()[1])
-                    if self.recording.is_set():
-                        self.latencies.append(payload["latency_ms"])
+                    payload = self._socket.recv_multipart()[1]
+                    found = LATENCY_FIELD.search(payload) if self.recording.is_set() else None
+                    if found:
+                        self.latencies.append(float(found.group(1)))
         finally:
             self._socket.close()
 
