@@ -12,10 +12,11 @@ from typing import Callable, Optional, Sequence
 from config.loader import ConfigError, Overrides, load_config
 from config.schema import DEFAULT_ENDPOINT
 from inference.errors import FetchError, ModelError
-from stream import exit_codes
-from stream.errors import CurveKeyError, PublishError, WebError
-from stream.logs import setup_logging
-from stream.process_exit import exit_after_cleanup
+from stream.service import exit_codes
+from stream.service.logs import setup_logging
+from stream.service.process_exit import exit_after_cleanup
+from stream.web.errors import WebError
+from stream.wire.errors import CurveKeyError, PublishError
 
 log = logging.getLogger("streamrec")
 
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from stream.runner import run_pipeline
+    from stream.service.runner import run_pipeline
 
     overrides = Overrides(
         sources=tuple(args.source), endpoint=args.publish, headless=args.headless, model=args.model, labels=args.labels,
@@ -176,8 +177,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_subscribe(args: argparse.Namespace) -> int:
-    from stream.signals import install_stop_handlers
-    from stream.subscriber import print_messages, receive
+    from stream.service.signals import install_stop_handlers
+    from stream.wire.subscriber import print_messages, receive
 
     stop = threading.Event()
     install_stop_handlers(stop)
@@ -188,7 +189,7 @@ def _cmd_subscribe(args: argparse.Namespace) -> int:
                        duration=args.duration, curve=curve)
     render = None
     if args.basket:
-        from stream.basket import Basket
+        from stream.wire.basket import Basket
 
         basket = Basket()
         render = lambda _topic, payload: basket.line_for(payload)  # noqa: E731
@@ -200,20 +201,20 @@ def _cmd_subscribe(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from stream.demo import DEMO_LANE_SEED, DemoOptions, run_demo
+    from stream.tools.demo import DEMO_LANE_SEED, DemoOptions, run_demo
 
     setup_logging("INFO")
     options = DemoOptions(duration=args.duration, headless=args.headless, endpoint=args.publish,
                           seed=DEMO_LANE_SEED if args.seed is None else args.seed, rebuild=args.rebuild)
     if args.evaluate:
-        from stream.demo_eval import run_evaluation
+        from stream.tools.demo_eval import run_evaluation
 
         return run_evaluation(options)
     return run_demo(options)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from stream.bench.run import BenchPlan, run_bench
+    from stream.tools.bench.run import BenchPlan, run_bench
 
     setup_logging("WARNING")
     run_bench(BenchPlan(quick=args.quick, threads=args.threads, lanes=args.lanes), args.json)
@@ -224,7 +225,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     from inference.preprocess import InputSpec
     from inference.training.dataset import DatasetError
     from inference.training.trainer import TrainConfig
-    from stream.finetune import FinetuneRequest, run_finetune
+    from stream.tools.finetune import FinetuneRequest, run_finetune
 
     setup_logging("INFO")
     if not 32 <= args.input_size <= 1024 or args.epochs < 1 or not 0 < args.val_fraction < 1:
@@ -263,8 +264,8 @@ def _cmd_model_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_soak(args: argparse.Namespace) -> int:
-    from stream.signals import install_stop_handlers
-    from stream.soak import SoakOptions, run_soak
+    from stream.service.signals import install_stop_handlers
+    from stream.tools.soak import SoakOptions, run_soak
 
     setup_logging("INFO")
     stop = threading.Event()
@@ -290,7 +291,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_generate(args: argparse.Namespace) -> int:
-    from stream.curve import generate_keypair
+    from stream.wire.curve import generate_keypair
 
     public, secret = generate_keypair(args.dir, args.name)
     print(f"wrote {public} (public: give it to the other side) and {secret} (secret: keep it here, mode 0600)")

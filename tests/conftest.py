@@ -48,7 +48,7 @@ def warm_resnet18(resnet18_checkpoint, streamrec_cache) -> Path:
     from inference.backends.select import accelerate
     from inference.imagenet import load_imagenet_resnet18
     from inference.threads import plan_threads
-    from stream.calibration import rendered_frames
+    from stream.service.calibration import rendered_frames
 
     classifier = load_imagenet_resnet18(resnet18_checkpoint, allow_download=False)
     accelerate(classifier, ModelConfig(), 8, streamrec_cache / "models", plan_threads(), rendered_frames)
@@ -114,7 +114,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
     from inference.preprocess import InputSpec
     from inference.training.dataset import ImageDataset
     from inference.training.trainer import TrainConfig
-    from stream.finetune import train_bundle
+    from stream.tools.finetune import train_bundle
 
     spec = InputSpec.for_crop(TINY_INPUT)
     images, labels, classes = render_catalog(60, seed=1, out_size=spec.resize, workers=1)
@@ -128,7 +128,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_cache(tiny_bundle, streamrec_cache) -> Path:
     """The session cache with the tiny bundle standing in for the cached demo model."""
-    from stream.demo import demo_bundle_path
+    from stream.tools.demo import demo_bundle_path
 
     target = demo_bundle_path(streamrec_cache)
     if not target.exists():

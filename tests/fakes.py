@@ -14,7 +14,7 @@ import zmq
 from capture.source import SourceError
 from inference.model import TorchClassifier
 from inference.preprocess import InputSpec
-from stream.result import Result
+from stream.pipeline.result import Result
 
 TINY_LABELS = ("apple", "banana", "cherry", "date")
 

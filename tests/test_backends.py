@@ -16,8 +16,8 @@ from inference.bundle import load_bundle
 from inference.model import takes_rgb_uint8
 from inference.preprocess import BatchPreprocessor
 from inference.threads import ThreadPlan
-from stream.app import Pipeline
-from stream.calibration import rendered_frames
+from stream.pipeline.app import Pipeline
+from stream.service.calibration import rendered_frames
 from tests.conftest import make_config
 from tests.fakes import run_until_results
 from tests.test_pipeline import assert_valid_result

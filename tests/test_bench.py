@@ -35,7 +35,7 @@ def test_quick_bench_json_has_every_field(tmp_path, demo_cache):
 
 
 def test_pipeline_goal_compares_each_row_with_the_raw_speed_measured_just_before_it():
-    from stream.bench.goals import goals
+    from stream.tools.bench.goals import goals
 
     raw = [{"backend": "openvino", "precision": "int8", "batch": 8, "img_per_s": 250.0}]
     pipeline = [{"backend": "openvino", "precision": "int8", "batch": 8, "cameras": 1, "paced_fps": None,
@@ -57,8 +57,8 @@ def test_bench_refuses_a_negative_lane_count():
 
 @pytest.mark.parametrize("latency_ms", [12.345, 0.004, 1234.5, 7.0])
 def test_the_bench_subscriber_reads_the_latency_the_wire_encoder_writes(latency_ms):
-    from stream.bench.pipeline_run import LATENCY_FIELD
-    from stream.wire import WireEncoder
+    from stream.tools.bench.pipeline_run import LATENCY_FIELD
+    from stream.wire.encoder import WireEncoder
     from tests.test_wire import sample_result
 
     _topic, payload = WireEncoder("boot").result(sample_result(), latency_ms, stale=False)

@@ -7,16 +7,16 @@ import threading
 
 import pytest
 
+from capture.queue import FrameQueueSet
 from capture.status import CameraStatus
 from capture.thread import CaptureThread
 from config.loader import ConfigError, validate
 from config.redact import redact
 from tests.conftest import cli_env, run_cli
-from tests.rtsp_fixture import free_port, rtsp_server  # noqa: F401 - the fixture
-from tests.test_cli_lifecycle import RunningCli
-from tests.test_capture_thread import camera_config
-from capture.queue import FrameQueueSet
 from tests.fakes import Subscriber, wait_for
+from tests.rtsp_fixture import free_port, rtsp_server  # noqa: F401 - the fixture
+from tests.test_capture_thread import camera_config
+from tests.test_cli_lifecycle import RunningCli
 
 USER, PASSWORD, URL_PASSWORD = "admin", "pa!ss", "pa%21ss"
 SECRETS = (PASSWORD, URL_PASSWORD, base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())

@@ -9,9 +9,9 @@ import pytest
 import zmq
 
 from config.loader import ConfigError
-from stream.app import Pipeline
-from stream.curve import generate_keypair, secure_client
-from stream.errors import CurveKeyError
+from stream.pipeline.app import Pipeline
+from stream.wire.curve import generate_keypair, secure_client
+from stream.wire.errors import CurveKeyError
 from tests.conftest import cli_env, make_config, run_cli
 from tests.fakes import FixedClassifier, Subscriber
 

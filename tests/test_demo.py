@@ -3,10 +3,10 @@
 import socket
 
 from capture.lane import LaneScene
-from stream.basket import Basket
-from stream.demo import DemoOptions, demo_config
-from stream.demo_eval import score_lane
-from stream.result import EventKind, ItemEvent
+from stream.pipeline.result import EventKind, ItemEvent
+from stream.tools.demo import DemoOptions, demo_config
+from stream.tools.demo_eval import score_lane
+from stream.wire.basket import Basket
 from tests.conftest import cli_env, run_cli
 
 

@@ -8,8 +8,8 @@ import numpy as np
 from capture.frame import Frame
 from config.schema import EventsConfig
 from inference.topk import Prediction
-from stream.events import EventTracker
-from stream.result import EventKind, Result
+from stream.pipeline.events import EventTracker
+from stream.pipeline.result import EventKind, Result
 
 IMAGE = np.zeros((4, 4, 3), np.uint8)
 LABELS = ["empty", "cola", "chips", "milk"]

@@ -13,7 +13,7 @@ from inference.errors import ModelError
 from inference.export import export_classifier, labels_path_for
 from inference.loader import load_classifier
 from inference.preprocess import BatchPreprocessor
-from stream.app import Pipeline
+from stream.pipeline.app import Pipeline
 from tests.conftest import make_config, run_cli
 from tests.fakes import run_until_results
 

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from stream.app import Pipeline
+from stream.pipeline.app import Pipeline
 from tests.conftest import make_config
 from tests.fakes import FixedClassifier, wait_for
 

@@ -13,7 +13,7 @@ import pytest
 from capture.factory import SourceFactory
 from capture.status import CameraState
 from capture.video_file import VideoFileSource
-from stream.app import Pipeline
+from stream.pipeline.app import Pipeline
 from tests.conftest import make_config
 from tests.fakes import FixedClassifier, RecordingSink, ScriptedSource, wait_for
 from tests.test_capture_thread import camera_config, drain, start_capture

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from stream.errors import PublishError
-from stream.publisher import ZmqPublisher
+from stream.wire.errors import PublishError
+from stream.wire.publisher import ZmqPublisher
 from tests.fakes import Subscriber
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.app import Pipeline
-from stream.notify import NotifierThread, SdNotifier, status_line, watchdog_interval
+from stream.pipeline.app import Pipeline
+from stream.service.notify import NotifierThread, SdNotifier, status_line, watchdog_interval
 from tests.conftest import cli_env, make_config
 from tests.fakes import NotifySocket
 from tests.test_cli_lifecycle import RunningCli

@@ -3,7 +3,7 @@
 import numpy as np
 
 from inference.topk import Prediction
-from stream.overlay import OverlayInfo, banner_for, draw_overlay
+from stream.overlay.drawing import OverlayInfo, banner_for, draw_overlay
 
 PREDICTIONS = (Prediction("cola can", 1, 0.82), Prediction("chips", 2, 0.11), Prediction("milk", 3, 0.04))
 

@@ -9,9 +9,17 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.app import Pipeline, RunOutcome
+from stream.pipeline.app import Pipeline, RunOutcome
 from tests.conftest import make_config
-from tests.fakes import FixedClassifier, RecordingSink, ScriptedSource, Subscriber, run_until_results, tiny_classifier, wait_for
+from tests.fakes import (
+    FixedClassifier,
+    RecordingSink,
+    ScriptedSource,
+    Subscriber,
+    run_until_results,
+    tiny_classifier,
+    wait_for,
+)
 
 RESULT_FIELDS = {"v", "type", "seq", "ts", "boot", "camera", "frame_seq", "captured_at", "latency_ms", "model", "topk"}
 
@@ -252,7 +260,7 @@ def test_model_lanes_run_batches_at_once_and_every_camera_keeps_its_order():
 
 
 def test_batches_are_delivered_in_the_order_they_were_taken():
-    from stream.worker import ClassifiedBatch, InOrderDelivery
+    from stream.pipeline.worker import ClassifiedBatch, InOrderDelivery
 
     delivered = []
     deliver = InOrderDelivery(lambda batch: delivered.append(batch.sequence))

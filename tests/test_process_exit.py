@@ -10,7 +10,7 @@ from tests.conftest import REPO
 
 PROGRAM = """
 import atexit, logging, sys
-from stream.process_exit import exit_after_cleanup
+from stream.service.process_exit import exit_after_cleanup
 
 def main():
     logging.basicConfig(filename=sys.argv[2], level=logging.INFO)

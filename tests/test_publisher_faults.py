@@ -11,8 +11,8 @@ import time
 import pytest
 import zmq
 
-from stream.app import Pipeline
-from stream.publisher import ZmqPublisher
+from stream.pipeline.app import Pipeline
+from stream.wire.publisher import ZmqPublisher
 from tests.conftest import REPO, cli_env, make_config
 from tests.fakes import FixedClassifier, Subscriber, wait_for
 

@@ -2,13 +2,13 @@
 
 import threading
 
+import pytest
+
 from capture.reader import ReaderStopped, ReaderTimeout, SupervisedSource
 from capture.status import CameraState, CameraStatus
 from capture.thread import MAX_STUCK_READERS
 from tests.fakes import WedgingSource, wait_for
 from tests.test_capture_thread import camera_config, drain, start_capture
-
-import pytest
 
 
 def supervised(source, stop=None):

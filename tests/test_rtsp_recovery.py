@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from stream.app import Pipeline
+from stream.pipeline.app import Pipeline
 from tests.conftest import make_config
 from tests.fakes import FixedClassifier, Subscriber
 from tests.rtsp_fixture import rtsp_server, wait_until  # noqa: F401 - the fixture

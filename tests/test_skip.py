@@ -5,8 +5,8 @@ from collections import deque
 
 import numpy as np
 
-from stream.app import Pipeline
-from stream.skip import ChangeDetector
+from stream.pipeline.app import Pipeline
+from stream.pipeline.skip import ChangeDetector
 from tests.conftest import make_config
 from tests.fakes import FixedClassifier, RecordingSink, ScriptedSource, Subscriber, wait_for
 
@@ -56,8 +56,8 @@ def test_changed_picture_is_classified_again():
     config = make_config(skip={"enabled": "on", "threshold": 2.0})
     detector = ChangeDetector.from_config(config)
     from capture.frame import Frame
-    from stream.result import Result
     from inference.topk import Prediction
+    from stream.pipeline.result import Result
 
     dark = np.full((48, 64, 3), 20, np.uint8)
     frame = Frame("cam0", 1, 0.0, 0.0, dark)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from capture.status import CameraSnapshot, CameraState
-from stream.resources import ResourceSample, sample_resources
-from stream.soak import SoakOptions, judge
+from stream.tools.resources import ResourceSample, sample_resources
+from stream.tools.soak import SoakOptions, judge
 from tests.conftest import cli_env, run_cli
 
 OPTIONS = SoakOptions(minutes=1.0, cameras=1, reconnect_every_s=2.0, warmup_fraction=0.3)

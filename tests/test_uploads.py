@@ -6,8 +6,8 @@ from collections import deque
 import numpy as np
 import pytest
 
-from stream.app import Pipeline
-from stream.uploads import UploadsBusy
+from stream.pipeline.app import Pipeline
+from stream.pipeline.uploads import UploadsBusy
 from tests.conftest import make_config
 from tests.fakes import FixedClassifier, ScriptedSource, Subscriber, tiny_classifier
 

@@ -10,7 +10,7 @@ import pytest
 
 from capture.catalog import LABELS
 from capture.scene import SpriteCache, all_products, render_sample
-from stream.app import Pipeline
+from stream.pipeline.app import Pipeline
 from tests.conftest import REPO, make_config
 from tests.fakes import tiny_classifier
 

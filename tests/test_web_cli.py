@@ -6,8 +6,8 @@ import signal
 import pytest
 
 from tests.conftest import cli_env
-from tests.test_cli_lifecycle import RunningCli
 from tests.fakes import wait_for
+from tests.test_cli_lifecycle import RunningCli
 from tests.webclient import Client
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from config.listen import ListenAddress, parse_listen
 from config.loader import ConfigError, Overrides, default_config_path, load_config
-from stream.app import Pipeline
-from stream.errors import WebError
+from stream.pipeline.app import Pipeline
+from stream.web.errors import WebError
 from tests.conftest import make_config, run_cli
 from tests.fakes import FixedClassifier
 from tests.webclient import web_pipeline

@@ -3,7 +3,7 @@
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.stats import WorkerStats
+from stream.pipeline.stats import WorkerStats
 from tests.fakes import FixedClassifier, wait_for
 from tests.test_health import StallingClassifier
 from tests.webclient import TWO_CAMERAS, encoded_picture, web_pipeline

@@ -11,8 +11,8 @@ import numpy as np
 from capture.frame import Frame
 from capture.status import CameraState, CameraStatus
 from inference.topk import Prediction
-from stream.latest import LatestResults
-from stream.result import Result
+from stream.overlay.latest import LatestResults
+from stream.pipeline.result import Result
 from stream.web.preview import PreviewHub
 from tests.fakes import wait_for
 from tests.webclient import TWO_CAMERAS, web_pipeline

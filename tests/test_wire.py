@@ -7,8 +7,8 @@ import numpy as np
 
 from capture.frame import Frame
 from inference.topk import Prediction
-from stream.result import EventKind, ItemEvent, Result
-from stream.wire import WireEncoder
+from stream.pipeline.result import EventKind, ItemEvent, Result
+from stream.wire.encoder import WireEncoder
 
 ENVELOPE = {"v", "type", "seq", "ts", "boot"}
 

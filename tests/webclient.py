@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from stream.app import Pipeline
+from stream.pipeline.app import Pipeline
 from tests.conftest import make_config
 from tests.fakes import FixedClassifier
 

@@ -1,6 +1,3 @@
-"""The web interface and HTTP API inside `streamrec run`: status page, previews, /predict, /healthz, /metrics."""
+"""The web interface and HTTP API inside `streamrec run`: status page, previews, /predict, /healthz, /metrics.
 
-from stream.web.context import WebContext
-from stream.web.server import WebServer
-
-__all__ = ["WebContext", "WebServer"]
+Kept free of imports: `stream.web.errors` is read by the CLI, which must not pull aiohttp in."""

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from capture.status import CameraStatus
 from config.schema import HttpConfig
-from stream.health import PipelineHealth
-from stream.latest import LatestResults
-from stream.publisher import PublisherThread, ZmqPublisher
-from stream.stats import WorkerStats
-from stream.uploads import UploadChannel
-
-if TYPE_CHECKING:
-    from stream.app import Pipeline
+from stream.overlay.latest import LatestResults
+from stream.pipeline.health import PipelineHealth
+from stream.pipeline.stats import WorkerStats
+from stream.pipeline.uploads import UploadChannel
+from stream.wire.publisher import PublisherThread, ZmqPublisher
 
 
 @dataclass(frozen=True)
@@ -35,11 +32,3 @@ class WebContext:
     token: Optional[str] = field(default=None, repr=False)
     started_mono: float = field(default_factory=time.monotonic)
 
-    @classmethod
-    def from_pipeline(cls, pipeline: "Pipeline", latest: LatestResults, model_id: str, token: Optional[str]) -> "WebContext":
-        """Take the parts from a built Pipeline."""
-        return cls(
-            http=pipeline.config.http, model_id=model_id, statuses=pipeline.statuses, stats=pipeline.stats,
-            latest=latest, uploads=pipeline.uploads, health=pipeline.health, publisher=pipeline.publisher,
-            publisher_thread=pipeline.publisher_thread, current_item=pipeline.tracker.current_item, token=token,
-        )

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from capture.status import CameraState
-from stream.uploads import UPLOAD_CAMERA
+from stream.pipeline.uploads import UPLOAD_CAMERA
 from stream.web.context import WebContext
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)

@@ -7,7 +7,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import BodyPartReader, web
 
-from stream.uploads import UploadChannel
+from stream.pipeline.uploads import UploadChannel
 from stream.web.images import ImageRejected, decode_image
 from stream.web.status import topk_json
 

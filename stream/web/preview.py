@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence
 import cv2
 
 from capture.status import CameraStatus
-from stream.latest import LatestResults
+from stream.overlay.latest import LatestResults
 
 WATCH_GRACE_S = 2.0
 """A camera stays watched this long after its last request, so a page that polls frame by frame keeps it encoded."""

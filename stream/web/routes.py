@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from concurrent.futures import Executor, TimeoutError as FutureTimeout
+from concurrent.futures import Executor
+from concurrent.futures import TimeoutError as FutureTimeout
 from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from stream.uploads import UploadsBusy, UploadsClosed
+from stream.pipeline.uploads import UploadsBusy, UploadsClosed
 from stream.web.auth import token_middleware
 from stream.web.context import WebContext
 from stream.web.images import ImageRejected

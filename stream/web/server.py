@@ -10,8 +10,8 @@ from typing import Optional
 
 from aiohttp import web
 
-from stream.errors import WebError
 from stream.web.context import WebContext
+from stream.web.errors import WebError
 from stream.web.metrics import WebMetrics
 from stream.web.routes import build_app
 

@@ -21,9 +21,9 @@ from config.loader import validate
 from config.schema import AppConfig, CameraConfig, ModelConfig
 from inference.model import Classifier, TorchClassifier
 from inference.preprocess import InputSpec
-from stream.app import Pipeline
-from stream.resources import ResourceSample, sample_resources
-from stream.subscriber import receive
+from stream.pipeline.app import Pipeline
+from stream.tools.resources import ResourceSample, sample_resources
+from stream.wire.subscriber import receive
 
 log = logging.getLogger(__name__)
 

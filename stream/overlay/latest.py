@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 
 from capture.status import CameraStatus
-from stream.overlay import OverlayInfo, banner_for, draw_overlay
-from stream.result import Result
+from stream.overlay.drawing import OverlayInfo, banner_for, draw_overlay
+from stream.pipeline.result import Result
 
 PLACEHOLDER_SIZE = (480, 640, 3)
 

@@ -20,7 +20,7 @@ from inference.training.dataset import ImageDataset, load_image_folder, stratifi
 from inference.training.hardware import has_fast_bf16
 from inference.training.trainer import EpochReport, TrainConfig, TrainingOutcome, finetune
 from inference.weights import resolve_resnet18_weights
-from stream.progress import ProgressBar
+from stream.tools.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 

@@ -19,20 +19,20 @@ from capture.thread import CaptureThread
 from config.schema import AppConfig
 from inference.model import Classifier
 from inference.threads import plan_threads
-from stream.display import DisplaySink
-from stream.events import EventTracker
-from stream.health import PipelineHealth
-from stream.heartbeat import camera_entries
-from stream.latest import LatestResults
-from stream.publisher import PublisherThread, ZmqPublisher
-from stream.skip import ChangeDetector
-from stream.stats import WorkerStats
-from stream.uploads import UploadChannel
-from stream.wire import WireEncoder, new_boot_id
-from stream.worker import InferenceWorker, ResultSink
+from stream.overlay.display import DisplaySink
+from stream.overlay.latest import LatestResults
+from stream.pipeline.events import EventTracker
+from stream.pipeline.health import PipelineHealth
+from stream.pipeline.skip import ChangeDetector
+from stream.pipeline.stats import WorkerStats
+from stream.pipeline.uploads import UploadChannel
+from stream.pipeline.worker import InferenceWorker, ResultSink
+from stream.wire.encoder import WireEncoder, new_boot_id
+from stream.wire.heartbeat import camera_entries
+from stream.wire.publisher import PublisherThread, ZmqPublisher
 
 if TYPE_CHECKING:
-    from stream.web import WebServer
+    from stream.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +110,17 @@ class Pipeline:
         return LatestResults(self.statuses, self.tracker.current_item, self.config.freshness.stale_after_ms / 1000.0)
 
     def _build_web(self, model_id: str) -> "WebServer":
-        from stream.web import WebContext, WebServer  # aiohttp is imported only when the web interface is on
-        from stream.web.auth import load_token
+        from stream.web.auth import load_token  # aiohttp is imported only when the web interface is on
+        from stream.web.context import WebContext
+        from stream.web.server import WebServer
 
-        return WebServer(WebContext.from_pipeline(self, self.web_latest, model_id, load_token(self.config.http)))
+        context = WebContext(
+            http=self.config.http, model_id=model_id, statuses=self.statuses, stats=self.stats,
+            latest=self.web_latest, uploads=self.uploads, health=self.health, publisher=self.publisher,
+            publisher_thread=self.publisher_thread, current_item=self.tracker.current_item,
+            token=load_token(self.config.http),
+        )
+        return WebServer(context)
 
     def heartbeat_cameras(self) -> dict[str, dict]:
         """The `cameras` object of the next heartbeat."""

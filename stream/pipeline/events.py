@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from config.schema import EventsConfig
-from stream.result import EventKind, ItemEvent, Result
+from stream.pipeline.result import EventKind, ItemEvent, Result
 
 
 @dataclass

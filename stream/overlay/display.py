@@ -10,7 +10,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import cv2
 
 from capture.status import CameraStatus
-from stream.latest import LatestResults
+from stream.overlay.latest import LatestResults
 
 log = logging.getLogger(__name__)
 

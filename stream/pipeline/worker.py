@@ -18,10 +18,10 @@ from config.schema import BatchingConfig
 from inference.model import Classifier, takes_rgb_uint8
 from inference.preprocess import BatchPreprocessor
 from inference.topk import top_k
-from stream.result import Result
-from stream.skip import ChangeDetector
-from stream.stats import WorkerStats
-from stream.uploads import UploadChannel
+from stream.pipeline.result import Result
+from stream.pipeline.skip import ChangeDetector
+from stream.pipeline.stats import WorkerStats
+from stream.pipeline.uploads import UploadChannel
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from config.schema import AppConfig
 from inference.backends.select import accelerate
 from inference.loader import load_classifier
 from inference.threads import configure_torch_threads, plan_threads
-from stream import exit_codes
-from stream.app import Pipeline, RunOutcome
-from stream.calibration import frame_source
-from stream.display import display_available
-from stream.notify import NotifierThread
-from stream.signals import install_stop_handlers
-from stream.worker import ResultSink
+from stream.overlay.display import display_available
+from stream.pipeline.app import Pipeline, RunOutcome
+from stream.pipeline.worker import ResultSink
+from stream.service import exit_codes
+from stream.service.calibration import frame_source
+from stream.service.notify import NotifierThread
+from stream.service.signals import install_stop_handlers
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from config.schema import PublisherConfig
-from stream.errors import CurveKeyError
+from stream.wire.errors import CurveKeyError
 
 log = logging.getLogger(__name__)
 

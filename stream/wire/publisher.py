@@ -11,12 +11,12 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import zmq
 
 from config.schema import FreshnessConfig, PublisherConfig
-from stream.curve import CurveServer
-from stream.errors import PublishError
-from stream.ipc import prepare_ipc_bind, share_with_group
-from stream.events import EventTracker
-from stream.result import Result
-from stream.wire import Message, WireEncoder
+from stream.pipeline.events import EventTracker
+from stream.pipeline.result import Result
+from stream.wire.curve import CurveServer
+from stream.wire.encoder import Message, WireEncoder
+from stream.wire.errors import PublishError
+from stream.wire.ipc import prepare_ipc_bind, share_with_group
 
 log = logging.getLogger(__name__)
 

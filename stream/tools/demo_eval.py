@@ -17,8 +17,8 @@ from config.schema import EventsConfig
 from inference.model import Classifier
 from inference.preprocess import BatchPreprocessor
 from inference.topk import top_k
-from stream.events import EventTracker
-from stream.result import EventKind, ItemEvent, Result
+from stream.pipeline.events import EventTracker
+from stream.pipeline.result import EventKind, ItemEvent, Result
 
 EVAL_VAL_SEED = 1001
 EVAL_LANE_SEED = 2002
@@ -105,7 +105,7 @@ def score_lane(scene: LaneScene, fired: list[tuple[int, ItemEvent]], frames: int
 def run_evaluation(options, out=sys.stdout) -> int:
     """Print the goal figures for the cached (or freshly trained) demo model."""
     from config.paths import cache_root
-    from stream.demo import DEMO_EVENTS, demo_bundle_path, ensure_demo_model
+    from stream.tools.demo import DEMO_EVENTS, demo_bundle_path, ensure_demo_model
 
     bundle = ensure_demo_model(demo_bundle_path(options.cache_dir or cache_root()), options.rebuild)
     classifier = bundle.to_classifier()

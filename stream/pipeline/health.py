@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 from capture.status import CameraStatus
 from capture.thread import MAX_STUCK_READERS
-from stream.stats import WorkerStats
+from stream.pipeline.stats import WorkerStats
 
 WORKER_STALL_S = 10.0
 """The worker finishes a batch, or an idle wait of 0.2 s, far more often than this unless it is stuck."""

@@ -18,7 +18,7 @@ from inference.bundle import Bundle, load_bundle, save_bundle
 from inference.errors import ModelError
 from inference.preprocess import InputSpec
 from inference.training.trainer import TrainConfig
-from stream.progress import ProgressBar
+from stream.tools.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def build_demo_model(path: Path) -> Bundle:
     """Render the demo catalog, fine-tune ResNet-18 on it, and cache the bundle at `path`."""
     from capture.catalog_dataset import render_catalog
     from inference.training.dataset import ImageDataset
-    from stream.finetune import TrainingProgress, train_bundle
+    from stream.tools.finetune import TrainingProgress, train_bundle
 
     started = time.monotonic()
     print(f"First run: rendering the demo catalog and training its model (cached in {path.parent}).", file=sys.stderr)
@@ -101,8 +101,8 @@ def demo_config(bundle_path: Path, options: DemoOptions) -> AppConfig:
 
 def run_demo(options: DemoOptions) -> int:
     """Ensure the model, then run the lane with a basket printed from the published events."""
-    from stream.runner import run_pipeline
-    from stream.subscriber import BasketPrinter
+    from stream.service.runner import run_pipeline
+    from stream.wire.subscriber import BasketPrinter
 
     path = demo_bundle_path(options.cache_dir or cache_root())
     ensure_demo_model(path, options.rebuild)

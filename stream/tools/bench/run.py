@@ -23,13 +23,13 @@ from inference.imagenet import MODEL_ID, imagenet_labels, load_imagenet_resnet18
 from inference.model import Classifier, TorchClassifier
 from inference.preprocess import InputSpec
 from inference.threads import configure_torch_threads, plan_threads
-from stream.bench.agreement import agreement_rows
-from stream.bench.goals import goals
-from stream.bench.machine import machine_info
-from stream.bench.measure import baseline_row, raw_row
-from stream.bench.pipeline_run import pipeline_row
-from stream.bench.report import print_table
-from stream.calibration import rendered_frames
+from stream.service.calibration import rendered_frames
+from stream.tools.bench.agreement import agreement_rows
+from stream.tools.bench.goals import goals
+from stream.tools.bench.machine import machine_info
+from stream.tools.bench.measure import baseline_row, raw_row
+from stream.tools.bench.pipeline_run import pipeline_row
+from stream.tools.bench.report import print_table
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class Bench:
         return rows
 
     def _trained_models(self):
-        from stream.demo import demo_bundle_path, ensure_demo_model
+        from stream.tools.demo import demo_bundle_path, ensure_demo_model
 
         path = demo_bundle_path(self.cache_dir)
         if path.is_file() or not self.plan.quick:
@@ -196,15 +196,15 @@ class Bench:
         return Choice(top["backend"], top["precision"])
 
     def static_scene(self, best: Choice) -> dict[str, Any]:
-        from stream.bench.skip_cpu import static_scene_row
+        from stream.tools.bench.skip_cpu import static_scene_row
 
         row = static_scene_row(self.runners[best], self.frames[0], self.plan.pipeline_seconds, self.lanes)
         self._say(f"static scene at 30 fps with {best}: skip on uses {row['cpu_ratio']:.0%} of the CPU of skip off")
         return {"backend": best.backend, "precision": best.precision, **row}
 
     def startup(self) -> dict[str, Any]:
-        from stream.bench.startup import seconds_to_first_result
-        from stream.demo import demo_bundle_path
+        from stream.tools.bench.startup import seconds_to_first_result
+        from stream.tools.demo import demo_bundle_path
 
         model = demo_bundle_path(self.cache_dir)
         first = seconds_to_first_result(model, self.cache_dir)

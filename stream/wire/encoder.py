@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any, Callable, Mapping
 
-from stream.result import ItemEvent, Result
+from stream.pipeline.result import ItemEvent, Result
 
 WIRE_VERSION = 1
 HEARTBEAT_TOPIC = "heartbeat"

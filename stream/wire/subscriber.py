@@ -11,7 +11,7 @@ from typing import Callable, Iterator, Optional, Sequence, TextIO
 import zmq
 
 from config.schema import DEFAULT_ENDPOINT
-from stream.basket import Basket
+from stream.wire.basket import Basket
 
 POLL_MS = 100
 
@@ -34,7 +34,7 @@ def receive(
         for topic in topics:
             socket.setsockopt(zmq.SUBSCRIBE, topic.encode("ascii"))
         if curve is not None:
-            from stream.curve import secure_client
+            from stream.wire.curve import secure_client
 
             secure_client(socket, *curve)
         socket.connect(endpoint)

@@ -13,7 +13,7 @@ from capture.frame import Frame
 from capture.queue import FrameQueueSet
 from config.schema import DropPolicy
 from inference.topk import Prediction
-from stream.result import Result
+from stream.pipeline.result import Result
 
 UPLOAD_CAMERA = "_upload"
 """The reserved queue id of uploads (camera ids may not start with an underscore)."""

@@ -10,8 +10,8 @@ import numpy as np
 
 from capture.replay import ReplaySource
 from inference.model import Classifier
-from stream.app import Pipeline
-from stream.bench.pipeline_run import WARMUP_S, bench_config
+from stream.pipeline.app import Pipeline
+from stream.tools.bench.pipeline_run import WARMUP_S, bench_config
 
 
 def cpu_seconds(classifier: Classifier, picture: np.ndarray, skip: str, seconds: float, lanes: int = 1) -> float:

@@ -13,8 +13,8 @@ import zmq
 from capture.replay import ReplaySource
 from config.loader import validate
 from inference.model import Classifier
-from stream.app import Pipeline
-from stream.bench.measure import percentile
+from stream.pipeline.app import Pipeline
+from stream.tools.bench.measure import percentile
 
 WARMUP_S = 1.5
 LATENCY_FIELD = re.compile(rb'"latency_ms":([-+.eE0-9]+)')

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 from typing import Optional
 
-from stream.errors import PublishError
+from stream.wire.errors import PublishError
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,8 @@
-"""Errors the CLI turns into exit codes (kept free of heavy imports so the CLI starts fast)."""
+"""Errors of the publisher side that the CLI turns into exit codes (kept free of heavy imports so the CLI starts fast)."""
 
 
 class PublishError(Exception):
     """The publisher socket cannot be set up; the message says what to change."""
-
-
-class WebError(Exception):
-    """The HTTP server cannot listen; the message says what to change."""
 
 
 class CurveKeyError(PublishError):

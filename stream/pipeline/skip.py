@@ -13,7 +13,7 @@ import numpy as np
 from capture.frame import Frame
 from config.schema import AppConfig, SkipConfig
 from config.sources import SourceKind
-from stream.result import Result
+from stream.pipeline.result import Result
 
 THUMBNAIL_SIZE = (32, 24)
 

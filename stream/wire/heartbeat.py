@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Sequence
 
 from capture.status import CameraStatus
-from stream.stats import WorkerStats
+from stream.pipeline.stats import WorkerStats
 
 
 def camera_entries(

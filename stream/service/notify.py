@@ -10,7 +10,7 @@ import time
 from typing import Callable, Mapping, Optional, Sequence
 
 from capture.status import CameraState, CameraStatus
-from stream.health import HealthReport
+from stream.pipeline.health import HealthReport
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""What a person runs besides the service: the demo and its evaluation, fine-tuning, soak, bench."""
