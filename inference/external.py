@@ -71,6 +71,9 @@ def _check_outputs(classifier, labels: Sequence[str], path: Path) -> None:
 class OnnxClassifier:
     """An ONNX model run by ONNX Runtime on the CPU: NCHW float input, logits out."""
 
+    backend = "onnxruntime"
+    precision = "fp32"
+
     def __init__(self, path: Path, labels: Sequence[str], model_id: str, input_spec: InputSpec, threads: int) -> None:
         import onnxruntime
 

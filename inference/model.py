@@ -28,8 +28,17 @@ def takes_rgb_uint8(classifier: Classifier) -> bool:
     return bool(getattr(classifier, "takes_rgb_uint8", False))
 
 
+def serving_path(classifier: Classifier) -> tuple[str, str]:
+    """(backend, precision) of a classifier, e.g. ("openvino", "int8"); classifiers that do not say are
+    ("custom", "fp32")."""
+    return str(getattr(classifier, "backend", "custom")), str(getattr(classifier, "precision", "fp32"))
+
+
 class TorchClassifier:
     """An eval-mode torch module run under inference_mode."""
+
+    backend = "torch"
+    precision = "fp32"
 
     def __init__(self, module: torch.nn.Module, labels: Sequence[str], model_id: str, input_spec: InputSpec) -> None:
         self.module = module.eval()

@@ -118,6 +118,7 @@ class OpenVinoRunner:
         self.labels = source.labels
         self.model_id = source.model_id
         self.input_spec = source.input_spec
+        self.backend, self.precision = "openvino", precision
         self.description = f"openvino {precision}"
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:

@@ -136,6 +136,7 @@ class Int8Runner:
         self.labels = source.labels
         self.model_id = source.model_id
         self.input_spec = source.input_spec
+        self.backend, self.precision = "torch", "int8"
         self.description = "torch int8 (PT2E, inductor)"
         for size in self._buckets:  # now, not on the first camera frames
             self._rgb_uint8.compile(size)

@@ -26,6 +26,7 @@ class TorchRunner:
         self.labels = source.labels
         self.model_id = source.model_id
         self.input_spec = source.input_spec
+        self.backend, self.precision = "torch", precision
         self.description = f"torch {precision}{' compiled' if compiled else ''} channels-last"
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:

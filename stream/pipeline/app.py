@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import zmq
 
@@ -23,6 +23,7 @@ from stream.overlay.display import DisplaySink
 from stream.overlay.latest import LatestResults
 from stream.pipeline.events import EventTracker
 from stream.pipeline.health import PipelineHealth
+from stream.pipeline.model_slot import ModelSlot
 from stream.pipeline.skip import ChangeDetector
 from stream.pipeline.stats import WorkerStats
 from stream.pipeline.uploads import UploadChannel
@@ -57,7 +58,7 @@ class Pipeline:
     def __init__(
         self,
         config: AppConfig,
-        classifier: Classifier,
+        classifier: Union[Classifier, ModelSlot],
         stop: threading.Event,
         *,
         source_factory: Optional[SourceFactory] = None,
@@ -72,18 +73,21 @@ class Pipeline:
         self.queues = FrameQueueSet()
         self.stats = WorkerStats()
         self.tracker = EventTracker(config.events)
+        self.model = classifier if isinstance(classifier, ModelSlot) else ModelSlot(classifier)
+        """The model the worker runs; swap it (between batches) with `self.model.swap`."""
         self.encoder = WireEncoder(new_boot_id())
         publisher_cfg = config.publisher
         self.publisher = ZmqPublisher.from_config(publisher_cfg, context)
         self.publisher_thread = PublisherThread(
-            self.publisher, self.encoder, self.tracker, self.heartbeat_cameras, publisher_cfg, config.freshness
+            self.publisher, self.encoder, self.tracker, self.heartbeat_cameras, publisher_cfg, config.freshness,
+            lambda: self.model.status().wire(),
         )
         self.display = self._build_display() if show_window else None
         self.uploads = UploadChannel(self.queues)
         self.web_latest = self._build_latest() if config.http.enabled else None
         sinks: list[ResultSink] = [self.publisher_thread, *(s for s in (self.display, self.web_latest) if s), *extra_sinks]
         self.worker = InferenceWorker(
-            self.queues, classifier, sinks, self.stats, stop, config.batching, config.model.top_k, self.uploads,
+            self.queues, self.model, sinks, self.stats, stop, config.batching, config.model.top_k, self.uploads,
             ChangeDetector.from_config(config), plan_threads(config.model.threads, config.model.lanes).lanes,
         )
         self.captures = [
@@ -97,7 +101,7 @@ class Pipeline:
             for camera, status in zip(config.cameras, self.statuses)
         ]
         self.health = PipelineHealth(self.stats, self.worker, self.publisher_thread, self.captures, self.statuses)
-        self.web = self._build_web(classifier.model_id) if self.web_latest else None
+        self.web = self._build_web() if self.web_latest else None
 
     def _build_display(self) -> DisplaySink:
         overlay = self.config.overlay
@@ -109,13 +113,13 @@ class Pipeline:
     def _build_latest(self) -> LatestResults:
         return LatestResults(self.statuses, self.tracker.current_item, self.config.freshness.stale_after_ms / 1000.0)
 
-    def _build_web(self, model_id: str) -> "WebServer":
+    def _build_web(self) -> "WebServer":
         from stream.web.auth import load_token  # aiohttp is imported only when the web interface is on
         from stream.web.context import WebContext
         from stream.web.server import WebServer
 
         context = WebContext(
-            http=self.config.http, model_id=model_id, statuses=self.statuses, stats=self.stats,
+            http=self.config.http, model=self.model, statuses=self.statuses, stats=self.stats,
             latest=self.web_latest, uploads=self.uploads, health=self.health, publisher=self.publisher,
             publisher_thread=self.publisher_thread, current_item=self.tracker.current_item,
             token=load_token(self.config.http),

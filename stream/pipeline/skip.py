@@ -54,14 +54,16 @@ class ChangeDetector:
         """True when any camera may reuse results."""
         return bool(self._cameras)
 
-    def reuse(self, frame: Frame) -> tuple[Optional[Result], Optional[np.ndarray]]:
-        """(a reused Result, None) when the frame is unchanged; else (None, its thumbnail to remember)."""
+    def reuse(self, frame: Frame, model_id: Optional[str] = None) -> tuple[Optional[Result], Optional[np.ndarray]]:
+        """(a reused Result, None) when the frame is unchanged (and the last result came from `model_id`, when
+        given: a swapped-in model classifies afresh); else (None, its thumbnail to remember)."""
         if frame.camera not in self._cameras:
             return None, None
         thumb = thumbnail(frame.image)
         with self._lock:
             last = self._last.get(frame.camera)
             if (last is None or last.reused >= self._max_reuse or last.thumbnail.shape != thumb.shape
+                    or (model_id is not None and last.result.model != model_id)
                     or float(np.abs(thumb - last.thumbnail).mean()) > self._threshold):
                 return None, thumb
             last.reused += 1

@@ -18,6 +18,7 @@ from config.schema import BatchingConfig
 from inference.model import Classifier, takes_rgb_uint8
 from inference.preprocess import BatchPreprocessor
 from inference.topk import top_k
+from stream.pipeline.model_slot import ModelSlot
 from stream.pipeline.result import Result
 from stream.pipeline.skip import ChangeDetector
 from stream.pipeline.stats import WorkerStats
@@ -40,10 +41,12 @@ class ResultSink(Protocol):
 
 @dataclass
 class PreparedBatch:
-    """Frames taken together: those the model must see (already in `buffer`), and results reused without it.
-    `sequence` numbers batches in the order they were taken, which is the order their results are delivered in."""
+    """Frames taken together: those the model must see (already in `buffer`, prepared for `classifier`), and
+    results reused without it. `sequence` numbers batches in the order they were taken, which is the order their
+    results are delivered in."""
 
     sequence: int
+    classifier: Classifier
     frames: list[Frame]
     buffer: int
     inputs: Optional[torch.Tensor]
@@ -61,15 +64,17 @@ Handoff = Union[PreparedBatch, _SourcesEnded]
 
 
 class BatchPreparer(threading.Thread):
-    """Takes the next batch from the camera queues and preprocesses it while the model runs the previous one."""
+    """Takes the next batch from the camera queues and preprocesses it, for the model in `slot` at that moment,
+    while the model runs the previous one."""
 
-    def __init__(self, queues: FrameQueueSet, preprocessors: list[BatchPreprocessor], skip: Optional[ChangeDetector],
+    def __init__(self, queues: FrameQueueSet, slot: ModelSlot, buffers: int, skip: Optional[ChangeDetector],
                  batching: BatchingConfig, stop: threading.Event) -> None:
         super().__init__(name="preprocess", daemon=True)
-        self._queues, self._preprocessors, self._skip, self._stop_event = queues, preprocessors, skip, stop
+        self._queues, self._slot, self._skip, self._stop_event = queues, slot, skip, stop
         self._max_batch, self._max_wait_s = batching.max_batch, batching.max_wait_ms / 1000.0
+        self._preprocessors: list[Optional[BatchPreprocessor]] = [None] * buffers
         self.free: queue.Queue[int] = queue.Queue()
-        for index in range(len(preprocessors)):
+        for index in range(buffers):
             self.free.put(index)
         self.ready: queue.Queue[Handoff] = queue.Queue()
         self.error: Optional[BaseException] = None
@@ -80,6 +85,10 @@ class BatchPreparer(threading.Thread):
             while not self._stop_event.is_set():
                 buffer = self._free_buffer()
                 if buffer is None:
+                    continue
+                if self._slot.current is None:  # no model loaded yet: the camera queues keep the newest frames
+                    self.free.put(buffer)
+                    self._stop_event.wait(IDLE_POLL_S / 4)
                     continue
                 frames = self._queues.take(self._max_batch, IDLE_POLL_S, self._max_wait_s)
                 if frames:
@@ -102,13 +111,23 @@ class BatchPreparer(threading.Thread):
 
     def prepare(self, frames: list[Frame], buffer: int) -> PreparedBatch:
         """Decide which frames need the model and write those into `buffer`."""
+        classifier = self._slot.current
         skip = self._skip if self._skip is not None and self._skip.active else None
-        decided = [skip.reuse(frame) for frame in frames] if skip else [(None, None)] * len(frames)
+        decided = [skip.reuse(frame, classifier.model_id) for frame in frames] if skip else [(None, None)] * len(frames)
         to_classify = [frame for frame, (reused, _thumb) in zip(frames, decided) if reused is None]
-        inputs = self._preprocessors[buffer]([f.image for f in to_classify]) if to_classify else None
+        inputs = self._preprocessor(buffer, classifier)([f.image for f in to_classify]) if to_classify else None
         self._taken += 1
-        return PreparedBatch(self._taken - 1, frames, buffer, inputs, to_classify, [r for r, _ in decided],
+        return PreparedBatch(self._taken - 1, classifier, frames, buffer, inputs, to_classify, [r for r, _ in decided],
                              [t for _, t in decided])
+
+    def _preprocessor(self, buffer: int, classifier: Classifier) -> BatchPreprocessor:
+        """The buffer's preprocessor, rebuilt when a swapped-in model takes another input (size or uint8 crops)."""
+        current = self._preprocessors[buffer]
+        rgb_uint8 = takes_rgb_uint8(classifier)
+        if current is None or current.spec != classifier.input_spec or current.rgb_uint8 != rgb_uint8:
+            current = BatchPreprocessor(classifier.input_spec, self._max_batch, rgb_uint8)
+            self._preprocessors[buffer] = current
+        return current
 
 
 @dataclass
@@ -148,7 +167,7 @@ class InferenceWorker(threading.Thread):
     def __init__(
         self,
         queues: FrameQueueSet,
-        classifier: Classifier,
+        model: Union[Classifier, ModelSlot],
         sinks: Sequence[ResultSink],
         stats: WorkerStats,
         stop: threading.Event,
@@ -159,16 +178,14 @@ class InferenceWorker(threading.Thread):
         lanes: int = 1,
     ) -> None:
         super().__init__(name="inference", daemon=True)
-        self._classifier = classifier
+        self.model = model if isinstance(model, ModelSlot) else ModelSlot(model)
         self._sinks = list(sinks)
         self._stats = stats
         self._stop_event = stop
         self._top_k = top_k
         self._uploads = uploads
         self._skip = skip
-        preprocessors = [BatchPreprocessor(classifier.input_spec, batching.max_batch, takes_rgb_uint8(classifier))
-                         for _ in range(lanes + SPARE_BUFFERS)]
-        self._preparer = BatchPreparer(queues, preprocessors, skip, batching, stop)
+        self._preparer = BatchPreparer(queues, self.model, lanes + SPARE_BUFFERS, skip, batching, stop)
         self._delivery = InOrderDelivery(self._deliver)
         self._helpers = [threading.Thread(target=self._helper_lane, name=f"inference-lane-{n}", daemon=True)
                          for n in range(1, lanes)]
@@ -237,7 +254,8 @@ class InferenceWorker(threading.Thread):
     def _results(self, batch: PreparedBatch) -> tuple[list[Result], list[tuple[Result, Optional[np.ndarray]]]]:
         """One result per frame of the batch, in order (fresh from the model, or reused for unchanged frames),
         and the fresh ones with their thumbnails."""
-        classified = iter(self._run_model(batch.to_classify, batch.inputs) if batch.inputs is not None else [])
+        classified = iter(self._run_model(batch.classifier, batch.to_classify, batch.inputs)
+                          if batch.inputs is not None else [])
         results, fresh = [], []
         for reused, thumb in zip(batch.reused, batch.thumbnails):
             if reused is None:
@@ -265,11 +283,11 @@ class InferenceWorker(threading.Thread):
             except Exception:
                 log.exception("sink %s failed; the other sinks still get results", type(sink).__name__)
 
-    def _run_model(self, frames: Sequence[Frame], inputs: torch.Tensor) -> list[Result]:
+    def _run_model(self, classifier: Classifier, frames: Sequence[Frame], inputs: torch.Tensor) -> list[Result]:
         started = time.monotonic()
-        logits = self._classifier.predict(inputs)
-        ranked = top_k(logits, self._classifier.labels, self._top_k)
+        logits = classifier.predict(inputs)
+        ranked = top_k(logits, classifier.labels, self._top_k)
         finished = time.monotonic()
         self._stats.record_batch((frame.camera for frame in frames), finished - started)
-        model_id = self._classifier.model_id
+        model_id = classifier.model_id
         return [Result(frame, predictions, model_id, finished) for frame, predictions in zip(frames, ranked)]

@@ -71,14 +71,17 @@ def watchdog_interval(environ: Mapping[str, str] = os.environ, pid: Optional[int
     return usec / 1e6 / 2
 
 
-def status_line(statuses: Sequence[CameraStatus], report: Optional[HealthReport] = None) -> str:
-    """One line for `systemctl status`: `cam0 streaming 30 fps, cam1 reconnecting`, led by any health problem."""
+def status_line(statuses: Sequence[CameraStatus], report: Optional[HealthReport] = None, model: str = "") -> str:
+    """One line for `systemctl status`: `cam0 streaming 30 fps, cam1 reconnecting; model … on torch int8`, led by
+    any health problem."""
     parts = []
     for status in statuses:
         snap = status.snapshot()
         fps = f" {snap.fps:.0f} fps" if snap.state is CameraState.STREAMING else ""
         parts.append(f"{snap.camera} {snap.state.value}{fps}")
     cameras = ", ".join(parts) or "no cameras"
+    if model:
+        cameras = f"{cameras}; {model}"
     if report is not None and not report.healthy:
         return f"unhealthy ({'; '.join(report.reasons)}): {cameras}"
     return cameras
@@ -110,10 +113,12 @@ class NotifierThread(threading.Thread):
 
     @classmethod
     def from_environ(cls, health: Callable[[], HealthReport], statuses: Sequence[CameraStatus], stop: threading.Event,
-                     environ: Mapping[str, str] = os.environ) -> "NotifierThread":
-        """A notifier for the socket and watchdog interval systemd put in the environment."""
-        return cls(SdNotifier.from_environ(environ), health, lambda report: status_line(statuses, report), stop,
-                   watchdog_interval(environ))
+                     environ: Mapping[str, str] = os.environ,
+                     model: Callable[[], str] = lambda: "") -> "NotifierThread":
+        """A notifier for the socket and watchdog interval systemd put in the environment; `model()` describes the
+        model in use for the STATUS= line."""
+        return cls(SdNotifier.from_environ(environ), health, lambda report: status_line(statuses, report, model()),
+                   stop, watchdog_interval(environ))
 
     @property
     def enabled(self) -> bool:

@@ -62,7 +62,8 @@ def run_pipeline(
 
 def run_notified(pipeline: Pipeline, duration: Optional[float] = None) -> RunOutcome:
     """Run the pipeline, telling systemd (when it started us) READY, STATUS, WATCHDOG and STOPPING."""
-    notifier = NotifierThread.from_environ(pipeline.health.check, pipeline.statuses, pipeline.stop)
+    notifier = NotifierThread.from_environ(pipeline.health.check, pipeline.statuses, pipeline.stop,
+                                           model=lambda: pipeline.model.status().describe())
     try:
         pipeline.start()
         if notifier.enabled:

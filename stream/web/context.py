@@ -10,6 +10,7 @@ from capture.status import CameraStatus
 from config.schema import HttpConfig
 from stream.overlay.latest import LatestResults
 from stream.pipeline.health import PipelineHealth
+from stream.pipeline.model_slot import ModelSlot
 from stream.pipeline.stats import WorkerStats
 from stream.pipeline.uploads import UploadChannel
 from stream.wire.publisher import PublisherThread, ZmqPublisher
@@ -20,7 +21,7 @@ class WebContext:
     """The pipeline's parts the web server uses; built once by the composition root."""
 
     http: HttpConfig
-    model_id: str
+    model: ModelSlot
     statuses: Sequence[CameraStatus]
     stats: WorkerStats
     latest: LatestResults
@@ -31,4 +32,9 @@ class WebContext:
     current_item: Callable[[str], Optional[str]]
     token: Optional[str] = field(default=None, repr=False)
     started_mono: float = field(default_factory=time.monotonic)
+
+    @property
+    def model_id(self) -> str:
+        """The id of the model answering now."""
+        return self.model.status().id
 

@@ -22,6 +22,15 @@ class PipelineCollector:
     def __init__(self, ctx: WebContext) -> None:
         self._ctx = ctx
 
+    def _model_info(self) -> Metric:
+        status = self._ctx.model.status()
+        info = GaugeMetricFamily("streamrec_model_info", "1 for the model answering now: its id, backend, precision, "
+                                 "state (loading, ready, unavailable) and whether a faster path is being built.",
+                                 labels=["model", "backend", "precision", "state", "optimizing"])
+        info.add_metric([status.id, status.backend, status.precision, status.state.value,
+                         "true" if status.optimizing else "false"], 1.0)
+        return info
+
     def collect(self) -> Iterator[Metric]:
         """One family per metric; counters are totals since start."""
         ctx = self._ctx
@@ -56,6 +65,7 @@ class PipelineCollector:
         drops.add_metric(["zmq"], ctx.publisher.dropped)
         yield published
         yield drops
+        yield self._model_info()
         yield GaugeMetricFamily("streamrec_healthy", "1 while the pipeline makes progress (as /healthz and the watchdog see it).",
                                 value=1.0 if ctx.health.check().healthy else 0.0)
 

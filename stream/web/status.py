@@ -16,11 +16,12 @@ def topk_json(predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
 
 
 def status_document(ctx: WebContext, now: Optional[float] = None) -> dict[str, Any]:
-    """{model, uptime_s, healthy, reasons, preview, max_upload_mb, cameras: [...]} for `GET /api/status`."""
+    """{model, model_status, uptime_s, healthy, reasons, preview, max_upload_mb, cameras: [...]} for `GET /api/status`."""
     now = time.monotonic() if now is None else now
     report = ctx.health.check(now)
     return {
         "model": ctx.model_id,
+        "model_status": _model_status(ctx),
         "uptime_s": round(now - ctx.started_mono, 1),
         "healthy": report.healthy,
         "reasons": list(report.reasons),
@@ -28,6 +29,12 @@ def status_document(ctx: WebContext, now: Optional[float] = None) -> dict[str, A
         "max_upload_mb": ctx.http.max_upload_mb,
         "cameras": [_camera(ctx, status, now) for status in ctx.statuses],
     }
+
+
+def _model_status(ctx: WebContext) -> dict[str, Any]:
+    """The heartbeat's `model` object, with the operator's last note ("" when there is none)."""
+    status = ctx.model.status()
+    return {**status.wire(), "note": status.note}
 
 
 def _camera(ctx: WebContext, status: CameraStatus, now: float) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from stream.pipeline.result import ItemEvent, Result
 
@@ -59,10 +59,13 @@ class WireEncoder:
         )
         return self._encode(f"event/{event.camera}", payload)
 
-    def heartbeat(self, uptime_s: float, cameras: Mapping[str, Mapping[str, Any]]) -> Message:
-        """A `heartbeat` message with every camera's state and counters."""
+    def heartbeat(self, uptime_s: float, cameras: Mapping[str, Mapping[str, Any]],
+                  model: Optional[Mapping[str, Any]] = None) -> Message:
+        """A `heartbeat` message with every camera's state and counters, and the model in use when given."""
         payload = self._envelope("heartbeat")
         payload.update(uptime_s=round(uptime_s, 3), cameras={k: dict(v) for k, v in cameras.items()})
+        if model is not None:
+            payload["model"] = dict(model)
         return self._encode(HEARTBEAT_TOPIC, payload)
 
     def _envelope(self, kind: str) -> dict[str, Any]:

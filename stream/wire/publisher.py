@@ -21,6 +21,8 @@ from stream.wire.ipc import prepare_ipc_bind, share_with_group
 log = logging.getLogger(__name__)
 
 HeartbeatCameras = Callable[[], Mapping[str, Mapping[str, Any]]]
+HeartbeatModel = Callable[[], Mapping[str, Any]]
+"""The heartbeat's `model` object: {id, backend, precision, state, optimizing}."""
 PEER_HEARTBEAT_MS = 1000
 """ZMTP pings to each subscriber; one silent for PEER_TIMEOUT_MS is dropped with whatever was queued for it."""
 PEER_TIMEOUT_MS = 3000
@@ -129,8 +131,10 @@ class PublisherThread(threading.Thread):
         heartbeat_cameras: HeartbeatCameras,
         config: PublisherConfig,
         freshness: FreshnessConfig,
+        heartbeat_model: Optional[HeartbeatModel] = None,
     ) -> None:
         super().__init__(name="publisher", daemon=True)
+        self._heartbeat_model = heartbeat_model
         self._publisher = publisher
         self._encoder = encoder
         self._tracker = tracker
@@ -202,7 +206,8 @@ class PublisherThread(threading.Thread):
     def _publish_heartbeat(self) -> None:
         try:
             uptime = time.monotonic() - self._started_mono
-            self._publisher.send(self._encoder.heartbeat(uptime, self._heartbeat_cameras()))
+            model = self._heartbeat_model() if self._heartbeat_model is not None else None
+            self._publisher.send(self._encoder.heartbeat(uptime, self._heartbeat_cameras(), model))
         except Exception:
             self._count_failure("publishing a heartbeat failed")
 

@@ -1,0 +1,104 @@
+"""Swapping the model between batches: no gap, no lost frame, results and heartbeats name the model in use."""
+
+import threading
+
+from stream.pipeline.app import Pipeline
+from stream.pipeline.model_slot import ModelSlot, ModelState
+from tests.conftest import make_config
+from tests.fakes import FixedClassifier, Subscriber, tiny_classifier, wait_for
+
+
+class NamedClassifier(FixedClassifier):
+    def __init__(self, model_id: str, labels=("apple", "banana"), **kwargs) -> None:
+        super().__init__(labels, **kwargs)
+        self.model_id = model_id
+        self.backend, self.precision = "torch", "int8" if model_id.endswith("fast") else "fp32"
+
+
+def test_a_swap_between_batches_leaves_no_gap_and_results_name_the_new_model():
+    config = make_config([{"id": "a", "source": "synthetic"}, {"id": "b", "source": "synthetic"}],
+                         skip={"enabled": "off"})
+    first, second = NamedClassifier("model-slow"), NamedClassifier("model-fast", labels=("x", "y", "z"))
+    pipeline = Pipeline(config, first, threading.Event())
+    pipeline.start()
+    subscriber = Subscriber(pipeline.publisher.endpoint)
+    try:
+        subscriber.collect_until(lambda _m: len(subscriber.of_type("result")) >= 20, 20)
+        pipeline.model.swap(second)
+        subscriber.collect_until(lambda _m: sum(r["model"] == "model-fast" for r in subscriber.of_type("result")) >= 20
+                                 and subscriber.of_type("heartbeat")[-1]["model"]["id"] == "model-fast", 20)
+    finally:
+        pipeline.shutdown()
+        subscriber.close()
+    messages = [payload for _topic, payload in subscriber.messages]
+    assert [m["seq"] for m in messages] == list(range(messages[0]["seq"], messages[0]["seq"] + len(messages)))
+    results = subscriber.of_type("result")
+    models = [r["model"] for r in results]
+    switch = models.index("model-fast")
+    assert set(models[:switch]) == {"model-slow"} and set(models[switch:]) == {"model-fast"}
+    assert all(r["topk"][0]["label"] == "x" for r in results[switch:])
+    for camera in ("a", "b"):
+        frame_seqs = [r["frame_seq"] for r in results if r["camera"] == camera]
+        assert frame_seqs == sorted(frame_seqs) and len(set(frame_seqs)) == len(frame_seqs)
+    heartbeat = subscriber.of_type("heartbeat")[-1]["model"]
+    assert heartbeat == {"id": "model-fast", "backend": "torch", "precision": "int8", "state": "ready", "optimizing": False}
+    assert {m["boot"] for m in messages} == {messages[0]["boot"]}
+
+
+def test_a_model_with_another_input_size_gets_buffers_of_its_size():
+    config = make_config(skip={"enabled": "off"})
+    pipeline = Pipeline(config, FixedClassifier(), threading.Event())
+    pipeline.start()
+    subscriber = Subscriber(pipeline.publisher.endpoint)
+    try:
+        subscriber.collect_until(lambda _m: len(subscriber.of_type("result")) >= 3, 20)
+        pipeline.model.swap(tiny_classifier(crop=64))
+        subscriber.collect_until(lambda _m: any(r["model"] == "tiny-test" for r in subscriber.of_type("result")), 20)
+    finally:
+        pipeline.shutdown()
+        subscriber.close()
+    assert any(r["model"] == "tiny-test" for r in subscriber.of_type("result"))
+    assert pipeline.stats.failed_batches == 0
+
+
+def test_reused_results_of_the_old_model_are_not_carried_over_a_swap():
+    config = make_config(skip={"enabled": "on", "max_reuse": 1000})
+    pipeline = Pipeline(config, NamedClassifier("model-slow"), threading.Event())
+    pipeline.start()
+    subscriber = Subscriber(pipeline.publisher.endpoint)
+    try:
+        subscriber.collect_until(lambda _m: len(subscriber.of_type("result")) >= 5, 20)
+        pipeline.model.swap(NamedClassifier("model-new", labels=("x", "y")))
+        subscriber.collect_until(lambda _m: sum(r["model"] == "model-new" for r in subscriber.of_type("result")) >= 5, 20)
+    finally:
+        pipeline.shutdown()
+        subscriber.close()
+    models = [r["model"] for r in subscriber.of_type("result")]
+    switch = models.index("model-new")
+    assert set(models[switch:]) == {"model-new"}
+
+
+def test_the_slot_reports_loading_until_a_model_is_set_and_what_runs_after():
+    slot = ModelSlot()
+    assert slot.status().state is ModelState.LOADING and slot.status().wire()["state"] == "loading"
+    slot.swap(tiny_classifier())
+    slot.set_optimizing(True)
+    status = slot.status()
+    assert status.wire() == {"id": "tiny-test", "backend": "torch", "precision": "fp32", "state": "ready", "optimizing": True}
+    assert status.describe() == "model tiny-test on torch fp32, optimizing"
+
+
+def test_frames_wait_for_a_model_and_flow_once_it_is_set():
+    slot = ModelSlot()
+    pipeline = Pipeline(make_config(), slot, threading.Event())
+    pipeline.start()
+    subscriber = Subscriber(pipeline.publisher.endpoint)
+    try:
+        subscriber.collect_until(lambda _m: len(subscriber.of_type("heartbeat")) >= 2, 10)
+        assert not subscriber.of_type("result")
+        assert subscriber.of_type("heartbeat")[-1]["model"]["state"] == "loading"
+        slot.swap(FixedClassifier())
+        assert wait_for(lambda: pipeline.stats.classified("cam0") > 0, 10)
+    finally:
+        pipeline.shutdown()
+        subscriber.close()
