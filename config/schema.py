@@ -50,7 +50,7 @@ class CameraConfig(StrictModel):
     open_timeout_s: float = Field(10.0, gt=0, le=120, description="Give up opening the camera after this long.")
     read_timeout_s: float = Field(5.0, gt=0, le=120, description="No frame for this long counts as a dead camera.")
     reconnect_initial_s: float = Field(0.5, gt=0, le=60, description="First retry delay after a camera fault.")
-    reconnect_max_s: float = Field(30.0, gt=0, le=600, description="Cap of the exponential retry delay.")
+    reconnect_max_s: float = Field(2.0, gt=0, le=600, description="Cap of the exponential retry delay (a camera back after an outage streams again within about this plus its open time).")
     frozen_after_s: float = Field(
         10.0, ge=0, le=3600,
         description="Live cameras: the same picture (bit for bit) for this long means a frozen camera: reconnect it (0 = never).",

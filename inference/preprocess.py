@@ -123,3 +123,12 @@ def normalize_crops(crops_bgr: np.ndarray, spec: InputSpec) -> torch.Tensor:
     scale = torch.tensor([1.0 / (255.0 * s) for s in spec.std]).view(1, 3, 1, 1)
     offset = torch.tensor([m / s for m, s in zip(spec.mean, spec.std)]).view(1, 3, 1, 1)
     return rgb * scale - offset
+
+
+def rgb_uint8_crops(batch: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """The uint8 NHWC RGB crops a normalized float NCHW batch was made from (the inverse of the normalization,
+    rounded; exact for batches BatchPreprocessor made)."""
+    scale = torch.tensor([255.0 * s for s in spec.std]).view(1, 3, 1, 1)
+    mean = torch.tensor([255.0 * m for m in spec.mean]).view(1, 3, 1, 1)
+    rgb = (batch.float() * scale + mean).round_().clamp_(0, 255)
+    return rgb.to(torch.uint8).permute(0, 2, 3, 1).contiguous()

@@ -173,7 +173,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     setup_logging("INFO")  # until the config says otherwise: loading may warn
     config = load_config(args.config, overrides)
     setup_logging(config.logging.level)
-    return run_pipeline(config, duration=args.duration)
+    return run_pipeline(config, duration=args.duration, reread=lambda: load_config(args.config, overrides))
 
 
 def _cmd_subscribe(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ READ_TIMEOUT_S = 2.0
 def rtsp_pipeline(url: str, **camera):
     options = {"read_timeout_s": READ_TIMEOUT_S, "open_timeout_s": 3.0, "reconnect_initial_s": 0.2,
                "reconnect_max_s": 1.0, **camera}
+    options = {key: value for key, value in options.items() if value is not None}
     config = make_config([{"id": "cam0", "source": url, **options}])
     pipeline = Pipeline(config, FixedClassifier(), threading.Event())
     pipeline.start()
@@ -52,6 +53,29 @@ def test_server_that_dies_is_reported_and_streaming_resumes_after_it_restarts(rt
     assert seen[-1] == "streaming" and results(subscriber) > before + 5
     assert status.snapshot().reconnects >= 1
     assert pipeline.captures[0].is_alive() is False and not pipeline.captures[0].failed
+
+
+@pytest.mark.parametrize("outage_s", [10.0])
+def test_with_the_default_backoff_a_camera_streams_again_soon_after_a_long_outage(rtsp_server, outage_s):
+    """The retry delay is capped at reconnect_max_s (2 s): the camera is back within that plus its open time,
+    however long the outage (with the old 30 s cap, 12.3 s after a 10 s outage)."""
+    import time
+
+    server = rtsp_server()
+    pipeline, subscriber = rtsp_pipeline(server.url, reconnect_initial_s=0.5, reconnect_max_s=None)
+    try:
+        assert subscriber.collect_until(lambda _m: results(subscriber) >= 5, timeout_s=30) and results(subscriber) >= 5
+        server.stop()
+        subscriber.collect_until(lambda _m: False, timeout_s=outage_s)
+        server.start()
+        returned = time.monotonic()
+        subscriber.collect_until(lambda _m: states(subscriber)[-1:] == ["streaming"], timeout_s=30)
+        back_after = time.monotonic() - returned
+    finally:
+        pipeline.shutdown()
+        subscriber.close()
+    print(f"streaming again {back_after:.1f} s after a {outage_s:.0f} s outage")
+    assert states(subscriber)[-1] == "streaming" and back_after < 10.0, back_after
 
 
 def test_server_that_stops_sending_with_the_socket_open_is_detected_within_the_read_timeout(rtsp_server):

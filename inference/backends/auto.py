@@ -10,8 +10,10 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from inference.artifacts import first_line, quarantine, staged
 from inference.backends.choice import Choice, why_unavailable
-from inference.model import Classifier
+from inference.model import Classifier, takes_rgb_uint8
+from inference.preprocess import rgb_uint8_crops
 from inference.speed import timed_calls
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,10 @@ def top1(classifier: Classifier, frames: torch.Tensor, batch_size: int) -> torch
 
 
 def images_per_second(classifier: Classifier, batch: torch.Tensor, seconds: float = SPEED_SECONDS, lanes: int = 1) -> float:
-    """Throughput on repeated calls with `batch` from `lanes` threads at once (after one warm-up call)."""
+    """Throughput on repeated calls with `batch` from `lanes` threads at once (after one warm-up call), given as
+    uint8 crops to a classifier that takes them, as the stream gives it."""
+    if takes_rgb_uint8(classifier) and batch.dtype != torch.uint8:
+        batch = rgb_uint8_crops(batch, classifier.input_spec)
     return timed_calls(classifier, batch, seconds, lanes, warmup_calls=1).img_per_s
 
 
@@ -87,15 +92,18 @@ def explain(trials: Sequence[Trial], chosen: Trial, min_agreement: float) -> str
 
 
 def load_decision(path: Path) -> Optional[Trial]:
-    """A decision cached by an earlier start, or None."""
+    """A decision cached by an earlier start, or None (a damaged one is moved to quarantine)."""
     try:
         data = json.loads(path.read_text())
         return Trial(**data["chosen"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        quarantine(path, first_line(exc))
         return None
 
 
 def save_decision(path: Path, chosen: Trial, trials: Sequence[Trial]) -> None:
-    """Remember the decision (and the figures behind it) for the next start."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"chosen": asdict(chosen), "trials": [asdict(t) for t in trials]}, indent=2))
+    """Remember the decision (and the figures behind it) for the next start (atomically)."""
+    with staged(path) as partial:
+        partial.write_text(json.dumps({"chosen": asdict(chosen), "trials": [asdict(t) for t in trials]}, indent=2))

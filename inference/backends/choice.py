@@ -16,6 +16,10 @@ class BackendUnavailable(ModelError):
     """A backend or precision that this machine cannot run; the message says why and what to do."""
 
 
+class NotCached(Exception):
+    """A path asked for ready-made whose artifacts are not cached (or were damaged and moved to quarantine)."""
+
+
 @dataclass(frozen=True)
 class Choice:
     """One way to run the model."""

@@ -1,11 +1,6 @@
-"""Inductor compilation for the int8 program: one compiled module per input form, built per batch bucket, and
-the wrapper that lets the program take uint8 RGB crops."""
+"""The wrapper that lets the int8 program take uint8 RGB crops, normalizing them inside the compiled code."""
 
 from __future__ import annotations
-
-import threading
-import warnings
-from typing import Callable
 
 import torch
 
@@ -49,38 +44,3 @@ def rgb_uint8_module(inner: torch.nn.Module, spec: InputSpec) -> torch.fx.GraphM
 
     return torch.fx.GraphModule(wrapper, KeepInner().trace(wrapper))
 
-
-class CompiledBuckets:
-    """One module compiled by inductor, with its int8 weights frozen, once per batch bucket.
-
-    The int8 kernels exist only when inductor freezes the weights and torchao's x86 fusion passes
-    are registered (by importing its quantizer module). Without either, inductor silently runs
-    dequantize + fp32 convolution, no faster than fp32; `freezing` passed as a torch.compile
-    option instead of the config fails to prepack the weights (onednn.qconv_prepack)."""
-
-    def __init__(self, module: torch.nn.Module, example: Callable[[int], torch.Tensor]) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._module = torch.compile(module, dynamic=False)
-        self._example = example
-        self._ready: set[int] = set()
-        self._lock = threading.Lock()
-
-    def compile(self, size: int) -> None:
-        """Compile the bucket for batches of `size` (once)."""
-        import torch._inductor.config as inductor_config
-        from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer  # noqa: F401
-
-        with self._lock:
-            if size in self._ready:
-                return
-            with warnings.catch_warnings(), inductor_config.patch(freezing=True), torch.no_grad():
-                warnings.simplefilter("ignore")
-                self._module(self._example(size))
-            self._ready.add(size)
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        if len(batch) not in self._ready:
-            self.compile(len(batch))
-        with torch.no_grad():
-            return self._module(batch)

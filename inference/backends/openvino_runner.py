@@ -9,10 +9,13 @@ import logging
 import threading
 import warnings
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 
+from inference.artifacts import first_line, quarantine, seal, staged, unsealed_reason
+from inference.backends.choice import NotCached
 from inference.model import TorchClassifier
 from inference.preprocess import InputSpec
 from inference.threads import ThreadPlan
@@ -22,15 +25,42 @@ log = logging.getLogger(__name__)
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 
-def _convert(source: TorchClassifier, precision: str, calibration: torch.Tensor, ir_file: Path):
+IR_FILE = "model.xml"
+
+
+def ir_folder(precision: str) -> str:
+    """The folder of the OpenVINO model converted for `precision` (fp32 and bf16 share the float one)."""
+    return "ir-int8" if precision == "int8" else "ir-float"
+
+
+def cached_model(ir_dir: Path):
+    """The converted model saved in `ir_dir` by an earlier start, or None (a damaged one goes to quarantine)."""
     import openvino as ov
 
-    core = ov.Core()
-    if ir_file.is_file():
-        try:
-            return core.read_model(str(ir_file))
-        except Exception as exc:
-            log.warning("cached OpenVINO model %s unusable (%s); converting again", ir_file, exc)
+    if not ir_dir.is_dir():
+        return None
+    try:
+        reason = unsealed_reason(ir_dir)
+        if reason is not None:
+            raise ValueError(reason)
+        return ov.Core().read_model(str(ir_dir / IR_FILE))
+    except Exception as exc:
+        quarantine(ir_dir, first_line(exc))
+        return None
+
+
+def _convert(source: TorchClassifier, precision: str, calibration: Callable[[], torch.Tensor], ir_dir: Path,
+             build: bool = True):
+    """The model converted (and for int8 quantized) to OpenVINO, from the cache or converted now and cached
+    (NotCached instead when `build` is False)."""
+    import openvino as ov
+
+    cached = cached_model(ir_dir)
+    if cached is not None:
+        return cached
+    if not build:
+        raise NotCached(f"no converted OpenVINO model in {ir_dir}")
+    calibration = calibration()
     crop = source.input_spec.crop
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -40,8 +70,10 @@ def _convert(source: TorchClassifier, precision: str, calibration: torch.Tensor,
 
             dataset = nncf.Dataset([calibration[i:i + 1].numpy() for i in range(len(calibration))])
             model = nncf.quantize(model, dataset, subset_size=len(calibration), preset=nncf.QuantizationPreset.PERFORMANCE)
-    ir_file.parent.mkdir(parents=True, exist_ok=True)
-    ov.save_model(model, str(ir_file))
+    with staged(ir_dir, directory=True) as partial:
+        ov.save_model(model, str(partial / IR_FILE))
+        ov.Core().read_model(str(partial / IR_FILE))  # it loads before it replaces anything
+    seal(ir_dir)
     return model
 
 
@@ -99,22 +131,23 @@ class _Compiled:
 
 
 class OpenVinoRunner:
-    """The model compiled twice by OpenVINO, each with one infer request that model lanes take turns with: for
-    normalized float NCHW batches (calibration, agreement, `auto`, raw speed) and for uint8 NHWC RGB crops (the
-    pipeline: normalization runs inside the model's graph, on the model's threads, at no measurable cost, and the
+    """The model compiled by OpenVINO with one infer request that model lanes take turns with, for uint8 NHWC RGB
+    crops, and a second one compiled on first use for normalized float NCHW batches (agreement, `auto`, raw speed).
+    Crops are what the pipeline sends: normalization runs inside the model's graph, on the model's threads, at no measurable cost, and the
     preprocessing thread that competes with the model for the CPU spends 0.31 instead of 0.44 ms a frame)."""
 
     takes_rgb_uint8 = True
 
-    def __init__(self, source: TorchClassifier, precision: str, calibration: torch.Tensor, cache_dir: Path,
-                 plan: ThreadPlan) -> None:
+    def __init__(self, source: TorchClassifier, precision: str, calibration: Callable[[], torch.Tensor],
+                 cache_dir: Path, plan: ThreadPlan, build: bool = True) -> None:
         import openvino as ov
 
-        model = _convert(source, precision, calibration, cache_dir / ("int8.xml" if precision == "int8" else "model.xml"))
-        core = ov.Core()
-        config = compile_config(core, precision, plan.threads, cache_dir)
-        self._float = _Compiled(core, model, config)
-        self._rgb_uint8 = _Compiled(core, with_rgb_uint8_input(model, source.input_spec), config)
+        self._model = _convert(source, precision, calibration, cache_dir / ir_folder(precision), build)
+        self._core = ov.Core()
+        self._config = compile_config(self._core, precision, plan.threads, cache_dir)
+        self._rgb_uint8 = _Compiled(self._core, with_rgb_uint8_input(self._model, source.input_spec), self._config)
+        self._float: Optional[_Compiled] = None
+        self._float_lock = threading.Lock()
         self.labels = source.labels
         self.model_id = source.model_id
         self.input_spec = source.input_spec
@@ -123,5 +156,12 @@ class OpenVinoRunner:
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits (float32) for a normalized float NCHW batch, or for uint8 NHWC RGB crops."""
-        compiled = self._rgb_uint8 if batch.dtype == torch.uint8 else self._float
+        compiled = self._rgb_uint8 if batch.dtype == torch.uint8 else self._float_model()
         return compiled.infer(np.ascontiguousarray(batch.numpy()))
+
+    def _float_model(self) -> _Compiled:
+        """The float-input model, compiled on first use (the stream never needs it, so a start does not wait)."""
+        with self._float_lock:
+            if self._float is None:
+                self._float = _Compiled(self._core, self._model, self._config)
+            return self._float

@@ -1,6 +1,9 @@
-"""Torch int8: post-training static quantization with PT2E (X86 inductor quantizer), compiled by inductor.
+"""Torch int8: post-training static quantization with PT2E (X86 inductor quantizer), compiled ahead of time by
+AOTInductor into one package (.pt2) that takes uint8 RGB crops, for any batch size up to MAX_BATCH.
 
-The quantized program is cached on disk, so later starts skip export and calibration.
+The package is built once (in a child process, about a minute on 2 cores), checked, and renamed into place; later
+starts load it in about a second, with no compilation. It is native code for this CPU's instruction set and this
+torch version, so its file name carries a key of both (see RunnerFactory.int8_package).
 """
 
 from __future__ import annotations
@@ -11,20 +14,39 @@ import multiprocessing
 import os
 import tempfile
 import warnings
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torchvision.models.resnet import BasicBlock
 
-from inference.backends.inductor import CompiledBuckets, rgb_uint8_module
+from inference.artifacts import (
+    first_line,
+    partial_prefix,
+    quarantine,
+    seal,
+    staged,
+    unsealed_reason,
+)
+from inference.backends.choice import NotCached
+from inference.backends.inductor import rgb_uint8_module
 from inference.model import TorchClassifier
-from inference.threads import TorchThreadPin
+from inference.preprocess import InputSpec, rgb_uint8_crops
+from inference.threads import ThreadPlan, TorchThreadPin
 
 log = logging.getLogger(__name__)
 
 EXPORT_BATCH = 8
-MAX_BATCH = 256
+MAX_BATCH = 64
+"""The largest batch the package takes (config's batching.max_batch is at most 64); larger ones are split."""
+CHECK_FRAMES = 16
+MIN_PACKAGE_AGREEMENT = 0.75
+"""Top-1 agreement of the compiled package with the quantized program it was compiled from, below which the
+package is refused (a miscompiled package, not a quantization error: `auto` judges that against fp32)."""
+INDUCTOR_OPTIONS = {"freezing": True}
+"""Without freezing the quantized ops silently run as dequantize + fp32 convolutions (pytorch/ao#4566)."""
 
 
 class _SplitReluBlock(BasicBlock):
@@ -46,16 +68,19 @@ def quantizable_copy(module: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def _dynamic_batch() -> tuple[dict[int, torch.export.Dim]]:
+    return ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},)
+
+
 def quantize(module: torch.nn.Module, calibration: torch.Tensor) -> torch.export.ExportedProgram:
     """Export, calibrate on `calibration` (N, 3, H, W) and convert to an int8 program with a dynamic batch."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
 
     example = (calibration[:EXPORT_BATCH].contiguous(memory_format=torch.channels_last),)
-    dynamic = ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        exported = torch.export.export(quantizable_copy(module), example, dynamic_shapes=dynamic).module()
+        exported = torch.export.export(quantizable_copy(module), example, dynamic_shapes=_dynamic_batch()).module()
         quantizer = xiq.X86InductorQuantizer()
         quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
         prepared = prepare_pt2e(exported, quantizer)
@@ -63,91 +88,127 @@ def quantize(module: torch.nn.Module, calibration: torch.Tensor) -> torch.export
             for start in range(0, len(calibration), 16):
                 prepared(calibration[start:start + 16])
         converted = convert_pt2e(prepared)
-        return torch.export.export(converted, example, dynamic_shapes=dynamic)
+        return torch.export.export(converted, example, dynamic_shapes=_dynamic_batch())
 
 
-def quantize_to_file(module: torch.nn.Module, calibration: torch.Tensor, cache_file: str) -> None:
-    """Quantize and save the program atomically (runs in a child process; see load_or_quantize)."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+def build_package(module: torch.nn.Module, spec: InputSpec, calibration: torch.Tensor, target: Path,
+                  threads: int) -> None:
+    """Quantize `module`, put the uint8 input normalization in front, compile it ahead of time with `threads`
+    threads and write the package to `target`, renamed into place only after it loaded and agreed."""
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer  # noqa: F401  (int8 fusion passes)
+
+    torch.set_num_threads(threads)
     program = quantize(module, calibration)
-    target = Path(cache_file)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix="partial-", suffix=".pt2", dir=target.parent)
-    os.close(handle)
-    try:
-        torch.export.save(program, partial)
-        os.replace(partial, target)
-    finally:
-        Path(partial).unlink(missing_ok=True)
+    wrapped = rgb_uint8_module(program.module(), spec)
+    crops = rgb_uint8_crops(calibration[:CHECK_FRAMES], spec)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exported = torch.export.export(wrapped, (crops[:EXPORT_BATCH],), dynamic_shapes=_dynamic_batch())
+        expected = wrapped(crops).argmax(1)
+        with staged(Path(target)) as partial:
+            torch._inductor.aoti_compile_and_package(exported, package_path=str(partial),
+                                                     inductor_configs=INDUCTOR_OPTIONS)
+            _check(load_package(partial, lanes=1), crops, expected)
+        seal(Path(target))
 
 
-def load_or_quantize(module: torch.nn.Module, calibration: torch.Tensor, cache_file: Path) -> torch.export.ExportedProgram:
-    """The int8 program from `cache_file`, quantizing it first (in a child process) when it is not there.
+def _check(compiled: Callable, crops: torch.Tensor, expected: torch.Tensor) -> None:
+    with torch.no_grad():
+        logits = compiled(crops)
+    agreement = float((logits.argmax(1) == expected).float().mean())
+    if not torch.isfinite(logits).all() or agreement < MIN_PACKAGE_AGREEMENT:
+        raise ValueError(f"the compiled int8 package disagrees with its program (top-1 agreement {agreement:.0%})")
 
-    Export and calibration run in a spawned process so the memory they take (several hundred MB)
-    goes back to the system when they end."""
-    import torchao  # noqa: F401  (registers the quantized ops a saved program refers to)
 
-    if cache_file.is_file():
-        try:
-            return torch.export.load(str(cache_file))
-        except Exception as exc:
-            log.warning("cached int8 model %s unusable (%s); quantizing again", cache_file, exc)
-    log.info("quantizing to int8 on %d calibration frames (once; cached in %s)", len(calibration), cache_file)
+def _build_in_child(module: torch.nn.Module, spec: InputSpec, calibration: torch.Tensor, target: str,
+                    threads: int) -> None:
+    """build_package with inductor's scratch files in a private folder that goes away with the build."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{partial_prefix()}inductor-", dir=Path(target).parent) as scratch:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = scratch
+        build_package(module, spec, calibration, Path(target), threads)
+
+
+def build_package_isolated(module: torch.nn.Module, spec: InputSpec, calibration: torch.Tensor, target: Path,
+                           threads: int) -> None:
+    """build_package in a spawned process, so the memory export and compilation take (over 1 GB) goes back to
+    the system, and a crash of the compiler cannot take the caller down."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        pool.submit(quantize_to_file, module, calibration, str(cache_file)).result()
-    return torch.export.load(str(cache_file))
+        pool.submit(_build_in_child, module, spec, calibration, str(target), threads).result()
 
 
-def batch_buckets(max_batch: int) -> tuple[int, ...]:
-    """Batch sizes compiled ahead: powers of two up to max_batch, and max_batch itself."""
-    sizes = {1, max_batch}
-    size = 2
-    while size < max_batch:
-        sizes.add(size)
-        size *= 2
-    return tuple(sorted(sizes))
+def load_package(path: Path, lanes: int, sealed: bool = False):
+    """The compiled package at `path`, able to run `lanes` calls at once. With `sealed`, only when it is exactly
+    the package that was checked when it was built (the native loader dies of SIGBUS on a truncated library)."""
+    from torch._inductor.package import load_package as aoti_load
+
+    reason = unsealed_reason(path) if sealed else None
+    if reason is None and not zipfile.is_zipfile(path):
+        reason = "not a .pt2 package (truncated or overwritten)"
+    if reason is not None:
+        raise ValueError(reason)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return aoti_load(str(path), num_runners=max(1, lanes))
+
+
+def cached_package(path: Path, lanes: int):
+    """The package built by an earlier start, or None (a damaged one goes to quarantine)."""
+    if not path.is_file():
+        return None
+    try:
+        return load_package(path, lanes, sealed=True)
+    except Exception as exc:
+        quarantine(path, first_line(exc))
+        return None
+
+
+def int8_kernel_calls(path: Path) -> dict[str, int]:
+    """How many oneDNN int8 convolution and linear calls the package's compiled code makes (for tests and bench:
+    a package without them runs its int8 program as dequantize + fp32)."""
+    counts = {"qconv": 0, "qlinear": 0}
+    with zipfile.ZipFile(path) as package:
+        for name in (n for n in package.namelist() if n.endswith(".wrapper.cpp")):
+            code = package.read(name).decode(errors="replace")
+            counts["qconv"] += code.count("aoti_torch_cpu__qconv")
+            counts["qlinear"] += code.count("aoti_torch_cpu__qlinear")
+    return counts
 
 
 class Int8Runner:
-    """An int8 program compiled by inductor for a few static batch sizes; a batch is padded to the next one.
+    """The int8 package of a classifier: same labels, input and model id.
 
-    (Inductor folds the int8 weight packing into the compiled code only for static shapes; padding costs
-    at most half a bucket of extra compute.) Same labels, input and model id as the source classifier.
-
-    The pipeline hands it uint8 NHWC RGB crops (`takes_rgb_uint8`), normalized inside the compiled graph; those
-    buckets are compiled at start-up. Normalized float batches (calibration, agreement, `auto`, raw speed) run a
-    second compiled copy whose buckets compile on their first use, so a start that never needs them (the
-    stream, with a cached decision) does not wait for them."""
+    The pipeline hands it uint8 NHWC RGB crops (`takes_rgb_uint8`), normalized inside the compiled code. Normalized
+    float batches (agreement checks, `auto`, bench) are turned back into the crops they were made from first."""
 
     takes_rgb_uint8 = True
 
-    def __init__(self, source: TorchClassifier, calibration: torch.Tensor, cache_file: Path, max_batch: int = 8) -> None:
-        program = load_or_quantize(source.module, calibration, cache_file)
-        crop = source.input_spec.crop
+    def __init__(self, source: TorchClassifier, calibration: Callable[[], torch.Tensor], package: Path,
+                 plan: ThreadPlan, isolate_builds: bool = True, build: bool = True) -> None:
+        compiled = cached_package(package, plan.lanes)
+        if compiled is None:
+            if not build:
+                raise NotCached(f"no torch int8 package at {package}")
+            log.info("building the torch int8 package (quantize, compile ahead of time; once, cached in %s)",
+                     package.parent)
+            builder = build_package_isolated if isolate_builds else build_package
+            builder(source.module, source.input_spec, calibration(), package, plan.threads_per_lane)
+            compiled = load_package(package, plan.lanes, sealed=True)
+        self._compiled = compiled
         self._threads = TorchThreadPin()
-        self._buckets = batch_buckets(max_batch)
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, len(self._buckets) + 2)
-        self._rgb_uint8 = CompiledBuckets(rgb_uint8_module(program.module(), source.input_spec),
-                                          lambda size: torch.zeros((size, crop, crop, 3), dtype=torch.uint8))
-        self._float = CompiledBuckets(program.module(), lambda size: torch.zeros((size, 3, crop, crop)).contiguous(
-            memory_format=torch.channels_last))
+        self.package = package
         self.labels = source.labels
         self.model_id = source.model_id
         self.input_spec = source.input_spec
         self.backend, self.precision = "torch", "int8"
-        self.description = "torch int8 (PT2E, inductor)"
-        for size in self._buckets:  # now, not on the first camera frames
-            self._rgb_uint8.compile(size)
+        self.description = "torch int8 (PT2E, AOTInductor package)"
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
-        """Logits (float32) for a normalized float NCHW batch, or for uint8 NHWC RGB crops."""
+        """Logits (float32) for uint8 NHWC RGB crops, or for a normalized float NCHW batch."""
         self._threads.apply()
-        count = len(batch)
-        size = next((b for b in self._buckets if b >= count), count)
-        if size != count:
-            batch = torch.cat([batch, batch.new_zeros((size - count, *batch.shape[1:]))])
-        if batch.dtype == torch.uint8:
-            return self._rgb_uint8(batch.contiguous())[:count].float()
-        return self._float(batch.contiguous(memory_format=torch.channels_last))[:count].float()
+        if batch.dtype != torch.uint8:
+            batch = rgb_uint8_crops(batch, self.input_spec)
+        with torch.no_grad():
+            return torch.cat([self._compiled(batch[i:i + MAX_BATCH].contiguous()).float()
+                              for i in range(0, len(batch), MAX_BATCH)])

@@ -68,6 +68,8 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.stop = stop
+        self.reload_requested = threading.Event()
+        """Set to reload the configuration (SIGHUP, POST /api/reload); the service's reload thread acts on it."""
         factory = source_factory or SourceFactory()
         self.statuses = [CameraStatus(camera.id, camera.spec.safe_text) for camera in config.cameras]
         self.queues = FrameQueueSet()
@@ -122,6 +124,7 @@ class Pipeline:
             http=self.config.http, model=self.model, statuses=self.statuses, stats=self.stats,
             latest=self.web_latest, uploads=self.uploads, health=self.health, publisher=self.publisher,
             publisher_thread=self.publisher_thread, current_item=self.tracker.current_item,
+            reload_requested=self.reload_requested,
             token=load_token(self.config.http),
         )
         return WebServer(context)

@@ -163,6 +163,14 @@ class NotifierThread(threading.Thread):
                       "; ".join(report.reasons))
         self.petting = False
 
+    def reloading(self, active: bool) -> None:
+        """RELOADING=1 (with MONOTONIC_USEC, which systemd 253+ wants) when a reload starts; READY=1 when it ends."""
+        if active:
+            self._notifier.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}",
+                                "STATUS=reloading")
+        else:
+            self._notifier.send("READY=1", f"STATUS={self._status(None)}")
+
     def close(self, timeout_s: float = JOIN_S) -> None:
         """Join the thread (after `stop` was set) and close the socket."""
         if self.ident is not None:

@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import faulthandler
 import logging
+import os
 import sys
 import threading
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Callable, MutableMapping, Optional, Sequence
 
 import cv2
 
 from capture.factory import SourceFactory
 from config.paths import cache_root
 from config.schema import AppConfig
-from inference.backends.select import accelerate
-from inference.loader import load_classifier
 from inference.threads import configure_torch_threads, plan_threads
 from stream.overlay.display import display_available
 from stream.pipeline.app import Pipeline, RunOutcome
 from stream.pipeline.worker import ResultSink
 from stream.service import exit_codes
 from stream.service.calibration import frame_source
+from stream.service.models import ModelManager, start_plan
 from stream.service.notify import NotifierThread
-from stream.service.signals import install_stop_handlers
+from stream.service.reload import ReloadThread
+from stream.service.signals import install_reload_handler, install_stop_handlers
 
 log = logging.getLogger(__name__)
+
+RELOAD_JOIN_S = 1.0
 
 
 def wants_window(config: AppConfig) -> bool:
@@ -43,29 +47,53 @@ def run_pipeline(
     duration: Optional[float] = None,
     source_factory: Optional[SourceFactory] = None,
     extra_sinks: Sequence[ResultSink] = (),
+    reread: Optional[Callable[[], AppConfig]] = None,
 ) -> int:
-    """Run the configured pipeline in this process; ModelError propagates (exit 78 at the CLI)."""
+    """Run the configured pipeline in this process; ModelError propagates (exit 78 at the CLI). `reread` reads the
+    configuration again on reload (SIGHUP, POST /api/reload); without it a reload re-applies `config`."""
     stop = threading.Event()
     install_stop_handlers(stop)
     enable_stack_dumps()
     cv2.setNumThreads(1)  # the model's lanes get the cores; capture and preprocessing stay single-threaded
+    keep_inductor_cache_in(cache_root())
     plan = configure_torch_threads(plan_threads(config.model.threads, config.model.lanes))
-    classifier = accelerate(load_classifier(config.model, plan.threads_per_lane), config.model, config.batching.max_batch,
-                            cache_root() / "models", plan, frame_source(config.model.calibration_dir))
+    models_dir = cache_root() / "models"
+    start = start_plan(config.model, plan, config.batching.max_batch, models_dir, frame_source)
     pipeline = Pipeline(
-        config, classifier, stop, source_factory=source_factory, show_window=wants_window(config), extra_sinks=extra_sinks
+        config, start.serving, stop, source_factory=source_factory, show_window=wants_window(config),
+        extra_sinks=extra_sinks
     )
-    outcome = run_notified(pipeline, duration)
+    install_reload_handler(pipeline.reload_requested)
+    models = ModelManager(pipeline.model, plan, config.batching.max_batch, models_dir, frame_source)
+    reloader = ReloadThread(config, reread or (lambda: config), models, pipeline.reload_requested, stop)
+    try:
+        outcome = run_notified(pipeline, duration, lambda: models.serve(start), reloader)
+    finally:
+        stop.set()
+        models.close()
+        if reloader.ident is not None:
+            reloader.join(RELOAD_JOIN_S)
     log.info("run ended: %s", outcome.value)
     return exit_codes.RUNTIME_FAILURE if outcome is RunOutcome.WORKER_FAILED else exit_codes.OK
 
 
-def run_notified(pipeline: Pipeline, duration: Optional[float] = None) -> RunOutcome:
-    """Run the pipeline, telling systemd (when it started us) READY, STATUS, WATCHDOG and STOPPING."""
+def keep_inductor_cache_in(root: Path, environ: MutableMapping[str, str] = os.environ) -> None:
+    """Inductor's kernel cache under streamrec's cache directory (unless set), not the shared /tmp/torchinductor_USER."""
+    environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(root / "inductor"))
+
+
+def run_notified(pipeline: Pipeline, duration: Optional[float] = None,
+                 started: Callable[[], None] = lambda: None, reloader: Optional[ReloadThread] = None) -> RunOutcome:
+    """Run the pipeline, telling systemd (when it started us) READY, STATUS, WATCHDOG, RELOADING and STOPPING;
+    `started` runs once the pipeline runs."""
     notifier = NotifierThread.from_environ(pipeline.health.check, pipeline.statuses, pipeline.stop,
                                            model=lambda: pipeline.model.status().describe())
     try:
         pipeline.start()
+        started()
+        if reloader is not None:
+            reloader.notify = notifier.reloading if notifier.enabled else reloader.notify
+            reloader.start()
         if notifier.enabled:
             notifier.start()
         return pipeline.wait(duration)

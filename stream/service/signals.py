@@ -1,4 +1,4 @@
-"""Signal handlers that only set the stop event (a second Ctrl-C forces an exit)."""
+"""Signal handlers that only set an event: stop (a second Ctrl-C forces an exit) and reload."""
 
 from __future__ import annotations
 
@@ -23,3 +23,12 @@ def install_stop_handlers(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
+
+
+def install_reload_handler(requested: threading.Event) -> None:
+    """SIGHUP (what `systemctl reload` sends) sets `requested`; the reload thread does the work."""
+
+    def handle(_signum: int, _frame: object) -> None:
+        requested.set()
+
+    signal.signal(signal.SIGHUP, handle)

@@ -14,6 +14,7 @@ from capture.catalog import CATALOG_VERSION, EMPTY_LABEL
 from config.loader import validate
 from config.paths import cache_root
 from config.schema import DEFAULT_ENDPOINT, AppConfig
+from inference.artifacts import quarantine
 from inference.bundle import Bundle, load_bundle, save_bundle
 from inference.errors import ModelError
 from inference.preprocess import InputSpec
@@ -60,7 +61,7 @@ def ensure_demo_model(path: Path, rebuild: bool = False) -> Bundle:
                      100 * bundle.metrics.get("val_top1", 0), path)
             return bundle
         except ModelError as exc:
-            log.warning("cached demo model unusable (%s); training it again", exc)
+            quarantine(path, str(exc).splitlines()[0][:200])
     return build_demo_model(path)
 
 

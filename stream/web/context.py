@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
@@ -30,6 +31,7 @@ class WebContext:
     publisher: ZmqPublisher
     publisher_thread: PublisherThread
     current_item: Callable[[str], Optional[str]]
+    reload_requested: threading.Event
     token: Optional[str] = field(default=None, repr=False)
     started_mono: float = field(default_factory=time.monotonic)
 

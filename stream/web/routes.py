@@ -74,6 +74,7 @@ def build_app(ctx: WebContext, metrics: WebMetrics, predict_executor: Executor, 
     app.router.add_get("/preview/{camera}.jpg", preview_jpeg)
     app.router.add_get("/preview/{camera}.mjpg", preview_mjpeg)
     app.router.add_post("/predict", predict)
+    app.router.add_post("/api/reload", api_reload)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
     app.on_startup.append(_start_ticker)
@@ -112,6 +113,12 @@ async def index(request: web.Request) -> web.StreamResponse:
 async def api_status(request: web.Request) -> web.Response:
     """Cameras, counters, current top-k and health as JSON (the page polls it)."""
     return web.json_response(status_document(request.app[CTX]), headers={"Cache-Control": "no-store"})
+
+
+async def api_reload(request: web.Request) -> web.Response:
+    """Re-read the configuration, as SIGHUP does: 202 at once; the heartbeat's `model` and /api/status tell the outcome."""
+    request.app[CTX].reload_requested.set()
+    return web.json_response({"reload": "requested"}, status=202)
 
 
 def _camera(request: web.Request) -> str:

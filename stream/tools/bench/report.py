@@ -36,6 +36,9 @@ def print_table(result: dict[str, Any], out: TextIO) -> None:
                   f"skipping vs {scene['cpu_s_skip_off']} s without = {scene['cpu_ratio']:.0%}\n")
     if result.get("startup"):
         out.write(f"start-up to first result: {result['startup']['first_s']} s, warm cache {result['startup']['warm_s']} s\n")
+        for path in result["startup"].get("paths") or []:
+            out.write(f"  {path['backend']} {path['precision']}: empty cache → first result {path['cold_first_s']} s, "
+                      f"{path['runs_on']} from {path['takeover_s']} s; warm → first result {path['warm_first_s']} s\n")
     for skipped in result.get("skipped", []):
         out.write(f"skipped {skipped['backend']} {skipped['precision']}: {skipped['reason']}\n")
     _table(out, "goals", ["goal", "measured", "target", "met"],

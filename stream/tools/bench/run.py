@@ -203,14 +203,22 @@ class Bench:
         return {"backend": best.backend, "precision": best.precision, **row}
 
     def startup(self) -> dict[str, Any]:
-        from stream.tools.bench.startup import seconds_to_first_result
+        from stream.tools.bench.startup import seconds_to_first_result, start_path
         from stream.tools.demo import demo_bundle_path
 
         model = demo_bundle_path(self.cache_dir)
         first = seconds_to_first_result(model, self.cache_dir)
         warm = seconds_to_first_result(model, self.cache_dir)
         self._say(f"start-up to first result: {first} s, then {warm} s with a warm cache")
-        return {"model": str(model), "first_s": first, "warm_s": warm}
+        paths = []
+        for backend, precision in (("auto", "auto"), ("torch", "int8"), ("openvino", "int8"), ("openvino", "fp32")):
+            if backend != "auto" and why_unavailable(Choice(backend, precision)):
+                continue
+            row = start_path(model, backend, precision)
+            self._say(f"start path {backend} {precision}: first result {row['cold_first_s']} s on an empty cache, "
+                      f"{row['runs_on']} from {row['takeover_s']} s; warm start {row['warm_first_s']} s")
+            paths.append(row)
+        return {"model": str(model), "first_s": first, "warm_s": warm, "paths": paths}
 
     def _say(self, message: str) -> None:
         self.out.write(f"bench: {message}\n")
