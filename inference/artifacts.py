@@ -128,10 +128,13 @@ LEFTOVER_AGE_S = 3600.0
 
 
 def sweep_partials(folder: Path, older_than_s: float = LEFTOVER_AGE_S) -> None:
-    """Delete what killed builds left behind in `folder` (files and folders partial-PID-*, whose process is gone)."""
+    """Delete what killed builds left behind in `folder` and below (files and folders partial-PID-*, whose process
+    is gone)."""
     if not folder.is_dir():
         return
-    for leftover in folder.glob(f"{PARTIAL_PREFIX}*"):
+    for leftover in sorted(folder.rglob(f"{PARTIAL_PREFIX}*")):
+        if not leftover.exists():  # inside a folder deleted just before
+            continue
         try:
             if not _writer_alive(leftover.name) or time.time() - leftover.stat().st_mtime >= older_than_s:
                 _remove(leftover)

@@ -222,3 +222,32 @@ def test_post_api_reload_reloads_like_sighup(tiny_bundle, tmp_path):
         service.close()
     assert any(p.get("model") == "web-v2" for _t, p in service.subscriber.messages), service.log()
     assert os.path.exists(config)
+
+
+def test_a_new_build_replaces_the_running_one_and_close_kills_it(tiny_bundle, tmp_path):
+    """One background build at a time: serving another start cancels (kills) the build of the previous one."""
+    from config.schema import ModelConfig
+    from inference.backends.select import plan_start
+    from inference.threads import ThreadPlan
+    from stream.pipeline.model_slot import ModelSlot
+    from stream.service.calibration import rendered_frames
+    from stream.service.models import ModelManager
+    from tests.fakes import wait_for
+
+    model = ModelConfig(spec=str(tiny_bundle), backend="torch", precision="int8")
+    plan, classifier = ThreadPlan(1, 1), load_bundle(tiny_bundle).to_classifier()
+    starts = [plan_start(classifier, model, 8, tmp_path / f"models{i}", plan, rendered_frames) for i in range(2)]
+    assert all(start.build is not None for start in starts)
+    manager = ModelManager(ModelSlot(), plan, 8, tmp_path / "models", lambda _folder: rendered_frames)
+    processes = []
+    try:
+        for start in starts:
+            manager.serve(start)
+            assert manager.slot.status().optimizing
+            assert wait_for(lambda: manager._build._process is not None and manager._build._process.is_alive(), 30)
+            processes.append(manager._build._process)
+            assert [p.is_alive() for p in processes] == [False] * (len(processes) - 1) + [True]
+    finally:
+        manager.close()
+    assert not any(p.is_alive() for p in processes) and not manager.slot.status().optimizing
+    assert not list(tmp_path.rglob("partial-*"))

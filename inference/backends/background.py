@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from inference.artifacts import first_line, partial_prefix
+from inference.artifacts import first_line, partial_prefix, sweep_partials
 from inference.backends.auto import Trial
 from inference.backends.choice import Choice
 from inference.backends.select import BuildJob, decide_now
@@ -139,5 +139,6 @@ class BackgroundBuild(threading.Thread):
         if process is not None and process.is_alive():
             process.kill()
             process.join(timeout_s)
+            sweep_partials(self._job.factory.models_dir)  # what it was writing
         if self.ident is not None:
             self.join(timeout_s)

@@ -85,7 +85,6 @@ class RunnerFactory:
         self._isolate_builds = isolate_builds
         self._tensors: dict[int, torch.Tensor] = {}
         sweep_partials(cache_dir)
-        sweep_partials(self.cache_dir)
 
     def tensor(self, count: int, seed: int) -> torch.Tensor:
         """`count` preprocessed frames (cached per seed)."""
