@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from inference.errors import ModelError
-from inference.imagenet import build_resnet18
+from inference.imagenet import build_resnet18, check_resnet18
 from inference.model import TorchClassifier
 from inference.preprocess import InputSpec
 
@@ -35,8 +35,9 @@ class Bundle:
 
     def to_classifier(self, source: Path | str = "bundle") -> TorchClassifier:
         """A classifier running this bundle's weights."""
-        module = build_resnet18(self.state_dict, len(self.labels), Path(str(source)))
-        return TorchClassifier(module, self.labels, self.model_id, self.input)
+        check_resnet18(self.state_dict, len(self.labels), Path(str(source)))
+        return TorchClassifier.deferred(lambda: build_resnet18(self.state_dict, len(self.labels), Path(str(source))),
+                                        self.state_dict, self.labels, self.model_id, self.input)
 
     def summary(self) -> dict[str, Any]:
         """What `streamrec model info` prints (everything but the weights)."""

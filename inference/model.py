@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+import threading
+from typing import Callable, Optional, Protocol, Sequence
 
 import torch
 
@@ -35,16 +36,52 @@ def serving_path(classifier: Classifier) -> tuple[str, str]:
 
 
 class TorchClassifier:
-    """An eval-mode torch module run under inference_mode."""
+    """An eval-mode torch module run under inference_mode.
+
+    `deferred` builds the module on first use: a start that runs a ready-made compiled model from the cache needs
+    only the weights (to find it), not the module, nor torchvision to build it."""
 
     backend = "torch"
     precision = "fp32"
 
-    def __init__(self, module: torch.nn.Module, labels: Sequence[str], model_id: str, input_spec: InputSpec) -> None:
-        self.module = module.eval()
+    def __init__(self, module: Optional[torch.nn.Module], labels: Sequence[str], model_id: str,
+                 input_spec: InputSpec) -> None:
+        self._module = module.eval() if module is not None else None
+        self._build: Optional[Callable[[], torch.nn.Module]] = None
+        self._weights: Optional[dict[str, torch.Tensor]] = None
+        self._lock = threading.Lock()
         self.labels = tuple(labels)
         self.model_id = model_id
         self.input_spec = input_spec
+
+    @classmethod
+    def deferred(cls, build: Callable[[], torch.nn.Module], weights: dict[str, torch.Tensor], labels: Sequence[str],
+                 model_id: str, input_spec: InputSpec) -> "TorchClassifier":
+        """A classifier whose module `build()` makes on first use; `weights` is its state dict."""
+        classifier = cls(None, labels, model_id, input_spec)
+        classifier._build, classifier._weights = build, weights
+        return classifier
+
+    @property
+    def module(self) -> torch.nn.Module:
+        with self._lock:
+            if self._module is None:
+                self._module = self._build().eval()
+            return self._module
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The state dict (without building a deferred module)."""
+        with self._lock:
+            return self._module.state_dict() if self._module is not None else dict(self._weights)
+
+    def __getstate__(self) -> dict:  # sent to the background build's process: the module (its builder cannot be
+        state = {**self.__dict__, "_module": self.module, "_build": None, "_weights": None}  # pickled), no lock
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits for the batch."""

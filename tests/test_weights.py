@@ -116,3 +116,33 @@ def test_model_verify_reports_a_file_that_is_not_the_official_one(resnet18_check
 def test_fetch_error_is_a_fetch_error(tmp_path):
     with pytest.raises(FetchError):
         fetch_weights(tmp_path, url=f"http://127.0.0.1:{closed_port()}/x", progress=False)
+
+
+def test_the_imagenet_labels_file_is_torchvisions_list():
+    """Labels come from a file so that a start need not import torchvision (and torch._dynamo with it)."""
+    from torchvision.models import ResNet18_Weights
+
+    from inference.imagenet import imagenet_labels
+
+    assert imagenet_labels() == tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def test_a_start_that_runs_a_ready_made_model_imports_neither_torchvision_nor_dynamo(tiny_bundle):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom inference.bundle import load_bundle\nimport stream.service.runner\n"
+            f"classifier = load_bundle({str(tiny_bundle)!r}).to_classifier()\n"
+            "from inference.backends.select import weights_key\nweights_key(classifier)\n"
+            "import inference.backends.torch_int8, inference.backends.openvino_runner\n"
+            "print(sorted(m for m in ('torchvision', 'torch._dynamo', 'torch._inductor') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+@pytest.mark.parametrize("classes", [1000, 3])
+def test_the_shapes_checked_without_torchvision_are_torchvisions(classes):
+    from inference.imagenet import resnet18_shapes
+
+    expected = {name: tuple(tensor.shape) for name, tensor in resnet18(num_classes=classes).state_dict().items()}
+    assert resnet18_shapes(classes) == expected

@@ -48,7 +48,7 @@ FrameSource = Callable[[int, int], Sequence[np.ndarray]]
 def weights_key(classifier: TorchClassifier) -> str:
     """A short hash of the weights and input: cached conversions belong to exactly this model."""
     digest = hashlib.sha256(repr(classifier.input_spec).encode())
-    for name, tensor in sorted(classifier.module.state_dict().items()):
+    for name, tensor in sorted(classifier.weights().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]

@@ -17,10 +17,9 @@ import warnings
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
-from torchvision.models.resnet import BasicBlock
 
 from inference.artifacts import (
     first_line,
@@ -49,21 +48,23 @@ INDUCTOR_OPTIONS = {"freezing": True}
 """Without freezing the quantized ops silently run as dequantize + fp32 convolutions (pytorch/ao#4566)."""
 
 
-class _SplitReluBlock(BasicBlock):
-    """torchvision's BasicBlock calls one ReLU module twice; the quantizer needs one module per call."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu_out(self.bn2(self.conv2(out)) + identity)
+def _split_relu_forward(self, x: torch.Tensor) -> torch.Tensor:
+    """torchvision's BasicBlock.forward with its second ReLU call on a module of its own."""
+    identity = x if self.downsample is None else self.downsample(x)
+    out = self.relu(self.bn1(self.conv1(x)))
+    return self.relu_out(self.bn2(self.conv2(out)) + identity)
 
 
 def quantizable_copy(module: torch.nn.Module) -> torch.nn.Module:
-    """A copy of a ResNet whose blocks have separate ReLU modules (same weights, same outputs)."""
+    """A copy of a ResNet whose blocks have separate ReLU modules (same weights, same outputs): torchvision's
+    BasicBlock calls one ReLU module twice, and the quantizer needs one module per call."""
+    from torchvision.models.resnet import BasicBlock
+
+    split = type("_SplitReluBlock", (BasicBlock,), {"forward": _split_relu_forward})
     model = copy.deepcopy(module).eval()
     for block in model.modules():
         if type(block) is BasicBlock:
-            block.__class__ = _SplitReluBlock
+            block.__class__ = split
             block.relu_out = torch.nn.ReLU()
     return model
 
@@ -138,22 +139,31 @@ def build_package_isolated(module: torch.nn.Module, spec: InputSpec, calibration
         pool.submit(_build_in_child, module, spec, calibration, str(target), threads).result()
 
 
-def load_package(path: Path, lanes: int, sealed: bool = False):
+class LoadedPackage:
+    """A package loaded by torch's native AOTInductor loader, called with one uint8 batch.
+
+    (torch._inductor.aoti_load_package wraps the same loader, but importing torch._inductor takes a second of a
+    start: it imports torch._dynamo.)"""
+
+    def __init__(self, path: Path, lanes: int) -> None:
+        self._loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, max(1, lanes), -1)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self._loader.boxed_run([batch])[0]
+
+
+def load_package(path: Path, lanes: int, sealed: bool = False) -> LoadedPackage:
     """The compiled package at `path`, able to run `lanes` calls at once. With `sealed`, only when it is exactly
     the package that was checked when it was built (the native loader dies of SIGBUS on a truncated library)."""
-    from torch._inductor.package import load_package as aoti_load
-
     reason = unsealed_reason(path) if sealed else None
     if reason is None and not zipfile.is_zipfile(path):
         reason = "not a .pt2 package (truncated or overwritten)"
     if reason is not None:
         raise ValueError(reason)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return aoti_load(str(path), num_runners=max(1, lanes))
+    return LoadedPackage(path, lanes)
 
 
-def cached_package(path: Path, lanes: int):
+def cached_package(path: Path, lanes: int) -> Optional[LoadedPackage]:
     """The package built by an earlier start, or None (a damaged one goes to quarantine)."""
     if not path.is_file():
         return None
