@@ -102,3 +102,50 @@ def test_frames_wait_for_a_model_and_flow_once_it_is_set():
     finally:
         pipeline.shutdown()
         subscriber.close()
+
+
+class RecordingModels:
+    """Stands in for the ModelManager: records which models a reload asked for."""
+
+    def __init__(self, accept: bool = True) -> None:
+        from stream.pipeline.model_slot import ModelSlot
+
+        self.slot, self.asked, self._accept = ModelSlot(), [], accept
+
+    def reload(self, model) -> bool:
+        self.asked.append(model.spec)
+        return self._accept
+
+
+def test_a_reload_applies_model_changes_and_names_the_rest_as_needing_a_restart(caplog):
+    from stream.service.reload import ReloadThread, changed_sections
+
+    old = make_config([{"id": "cam0", "source": "synthetic"}], model={"spec": "a.bundle"})
+    new = make_config([{"id": "cam0", "source": "synthetic"}, {"id": "cam1", "source": "synthetic"}],
+                      model={"spec": "b.bundle", "lanes": 1})
+    assert changed_sections(old, new) == ["cameras", "model.lanes", "model"]
+    models = RecordingModels()
+    reloader = ReloadThread(old, lambda: new, models, threading.Event(), threading.Event())
+    caplog.set_level("INFO")
+    config = reloader.reload_once()
+    assert models.asked == ["b.bundle"] and config.model.spec == "b.bundle"
+    assert config.model.lanes == old.model.lanes and config.cameras == old.cameras
+    assert "[cameras], [model.lanes] need a restart" in caplog.text
+
+
+def test_a_refused_model_or_an_invalid_file_changes_nothing(caplog):
+    from config.loader import ConfigError
+    from stream.service.reload import ReloadThread
+
+    old = make_config([{"id": "cam0", "source": "synthetic"}], model={"spec": "a.bundle"})
+    new = make_config([{"id": "cam0", "source": "synthetic"}], model={"spec": "broken.bundle"})
+    models = RecordingModels(accept=False)
+    assert ReloadThread(old, lambda: new, models, threading.Event(), threading.Event()).reload_once().model.spec == "a.bundle"
+
+    def invalid():
+        raise ConfigError("cameras: field required")
+
+    caplog.set_level("INFO")
+    assert ReloadThread(old, invalid, models, threading.Event(), threading.Event()).reload_once() is old
+    assert models.asked == ["broken.bundle"] and "configuration is invalid" in caplog.text
+    assert "invalid configuration" in models.slot.status().note

@@ -61,3 +61,31 @@ def test_log_formatter_redacts_messages_and_tracebacks():
     text = formatter.format(record)
     assert "hunter2" not in text
     assert "RuntimeError" in text
+
+
+@pytest.mark.parametrize("url, address", [
+    ("rtsp://user:secret@10.0.0.7/stream1", ("10.0.0.7", 554)),
+    ("rtsps://cam.local:8322/live", ("cam.local", 8322)),
+    ("RTSP://[::1]/x", ("::1", 554)),
+    ("rtsp:///nohost", None),
+])
+def test_the_probe_address_of_an_rtsp_url(url, address):
+    from capture.rtsp import server_address
+
+    assert server_address(url) == address
+
+
+def test_a_camera_whose_server_refuses_fails_fast_without_ffmpeg_and_without_credentials():
+    import socket
+
+    from capture.rtsp import rtsp_source
+    from capture.source import SourceError
+    from config.schema import CameraConfig
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    source = rtsp_source(CameraConfig(id="cam", source=f"rtsp://admin:hunter2@127.0.0.1:{port}/s"))
+    with pytest.raises(SourceError, match=f"127.0.0.1:{port} does not answer") as caught:
+        source.open()
+    assert "hunter2" not in str(caught.value)
