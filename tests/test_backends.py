@@ -227,3 +227,26 @@ def test_run_with_openvino_missing_exits_78(tmp_path, tiny_bundle):
                    env=cli_env(PYTHONPATH=str(fake.parent), STREAMREC_CACHE_DIR=str(tmp_path / "cache")))
     assert done.returncode == 78, done.stderr
     assert "pip install 'streamrec[openvino]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_compiled_torch_model_that_fails_to_compile_runs_eagerly_and_moves_inductors_cache_aside(
+        tiny_bundle, tmp_path, monkeypatch, caplog):
+    """Inductor trusts any kernel in its cache; a damaged one must not stop the stream."""
+    from inference.backends.torch_runner import TorchRunner
+
+    inductor = tmp_path / "inductor"
+    (inductor / "ab").mkdir(parents=True)
+    (inductor / "ab" / "kernel.so").write_bytes(b"")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(inductor))
+    classifier = load_bundle(tiny_bundle).to_classifier()
+    runner = TorchRunner(classifier, "fp32", compiled=True)
+
+    def broken(_batch):
+        raise ImportError(f"{inductor}/ab/kernel.so: file too short")
+
+    runner._module = broken
+    batch = BatchPreprocessor(runner.input_spec, 2)([frame for frame in render_class(1, 2, seed=3, out_size=64)])
+    caplog.set_level("WARNING")
+    torch.testing.assert_close(runner.predict(batch), classifier.predict(batch), rtol=1e-4, atol=1e-4)
+    assert "runs eagerly" in caplog.text and "compiled" not in runner.description
+    assert not inductor.exists() and any((tmp_path / "quarantine").iterdir())
