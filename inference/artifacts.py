@@ -144,12 +144,21 @@ def sweep_partials(folder: Path, older_than_s: float = LEFTOVER_AGE_S) -> None:
 
 def _writer_alive(name: str) -> bool:
     pid = name[len(PARTIAL_PREFIX):].split("-", 1)[0]
-    if not pid.isdigit():
-        return False
+    return pid.isdigit() and process_alive(int(pid))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped by its new parent, does not)."""
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:][:1] not in ("Z", "X")
+    except FileNotFoundError:
         return False
-    except PermissionError:  # another user's process
+    except (OSError, ValueError):  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # another user's process
+            return True
         return True
-    return True

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,19 @@ def test_a_damaged_cached_demo_model_is_quarantined_and_rebuilt(tmp_path, monkey
     monkeypatch.setattr(demo, "build_demo_model", lambda target: ("rebuilt", Path(target)))
     assert demo.ensure_demo_model(path) == ("rebuilt", path)
     assert len(list((path.parent / QUARANTINE).iterdir())) == 1
+
+
+def test_a_zombie_writer_counts_as_gone(tmp_path):
+    """A build killed with its service is reparented; until reaped it is a zombie, and its files are leftovers."""
+    from inference.artifacts import process_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while process_alive(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_alive(child.pid)  # exited, not reaped yet: a zombie
+    (tmp_path / f"partial-{child.pid}-inductor-x").mkdir()
+    sweep_partials(tmp_path)
+    assert not any(tmp_path.iterdir())
+    child.wait()
+    assert process_alive(os.getpid())

@@ -65,10 +65,11 @@ class Pipeline:
         show_window: bool = False,
         extra_sinks: Sequence[ResultSink] = (),
         context: Optional[zmq.Context] = None,
+        reload_requested: Optional[threading.Event] = None,
     ) -> None:
         self.config = config
         self.stop = stop
-        self.reload_requested = threading.Event()
+        self.reload_requested = reload_requested or threading.Event()
         """Set to reload the configuration (SIGHUP, POST /api/reload); the service's reload thread acts on it."""
         factory = source_factory or SourceFactory()
         self.statuses = [CameraStatus(camera.id, camera.spec.safe_text) for camera in config.cameras]

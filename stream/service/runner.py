@@ -51,8 +51,9 @@ def run_pipeline(
 ) -> int:
     """Run the configured pipeline in this process; ModelError propagates (exit 78 at the CLI). `reread` reads the
     configuration again on reload (SIGHUP, POST /api/reload); without it a reload re-applies `config`."""
-    stop = threading.Event()
+    stop, reload_requested = threading.Event(), threading.Event()
     install_stop_handlers(stop)
+    install_reload_handler(reload_requested)  # now: SIGHUP's default action would end the process
     enable_stack_dumps()
     cv2.setNumThreads(1)  # the model's lanes get the cores; capture and preprocessing stay single-threaded
     keep_inductor_cache_in(cache_root())
@@ -61,9 +62,8 @@ def run_pipeline(
     start = start_plan(config.model, plan, config.batching.max_batch, models_dir, frame_source)
     pipeline = Pipeline(
         config, start.serving, stop, source_factory=source_factory, show_window=wants_window(config),
-        extra_sinks=extra_sinks
+        extra_sinks=extra_sinks, reload_requested=reload_requested,
     )
-    install_reload_handler(pipeline.reload_requested)
     models = ModelManager(pipeline.model, plan, config.batching.max_batch, models_dir, frame_source)
     reloader = ReloadThread(config, reread or (lambda: config), models, pipeline.reload_requested, stop)
     try:
