@@ -127,24 +127,24 @@ LEFTOVER_AGE_S = 3600.0
 """A partial-* file this old is a killed build's even if its writer's process id was reused since."""
 
 
-def sweep_partials(folder: Path, older_than_s: float = LEFTOVER_AGE_S) -> None:
+def sweep_partials(folder: Path, older_than_s: float = LEFTOVER_AGE_S, killed: tuple[int, ...] = ()) -> None:
     """Delete what killed builds left behind in `folder` and below (files and folders partial-PID-*, whose process
-    is gone)."""
+    is gone, or is one of `killed`, a process the caller killed that may not have been reaped yet)."""
     if not folder.is_dir():
         return
     for leftover in sorted(folder.rglob(f"{PARTIAL_PREFIX}*")):
         if not leftover.exists():  # inside a folder deleted just before
             continue
         try:
-            if not _writer_alive(leftover.name) or time.time() - leftover.stat().st_mtime >= older_than_s:
+            if not _writer_alive(leftover.name, killed) or time.time() - leftover.stat().st_mtime >= older_than_s:
                 _remove(leftover)
         except OSError:
             pass
 
 
-def _writer_alive(name: str) -> bool:
+def _writer_alive(name: str, killed: tuple[int, ...] = ()) -> bool:
     pid = name[len(PARTIAL_PREFIX):].split("-", 1)[0]
-    return pid.isdigit() and process_alive(int(pid))
+    return pid.isdigit() and int(pid) not in killed and process_alive(int(pid))
 
 
 def process_alive(pid: int) -> bool:

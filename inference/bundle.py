@@ -61,7 +61,7 @@ def model_id_for(name: str, state_dict: dict[str, torch.Tensor]) -> str:
 
 
 def save_bundle(bundle: Bundle, path: Path) -> Path:
-    """Write the bundle atomically (a reader never sees half a file)."""
+    """Write the bundle atomically (a reader never sees half a file), renamed into place once it reads back."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -76,6 +76,7 @@ def save_bundle(bundle: Bundle, path: Path) -> Path:
         with open(temporary, "wb") as handle_out:  # a file object: torch derives no archive name from ".bundle-…"
             torch.save(payload, handle_out)
         os.chmod(temporary, 0o644)
+        load_bundle(Path(temporary))
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)

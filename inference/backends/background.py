@@ -139,6 +139,6 @@ class BackgroundBuild(threading.Thread):
         if process is not None and process.is_alive():
             process.kill()
             process.join(timeout_s)
-            sweep_partials(self._job.factory.models_dir)  # what it was writing
+            sweep_partials(self._job.factory.models_dir, killed=(process.pid,))  # what it was writing
         if self.ident is not None:
             self.join(timeout_s)
