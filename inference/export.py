@@ -1,16 +1,19 @@
-"""Write a loaded torch classifier as ONNX or TorchScript, with its labels beside it."""
+"""Write a loaded torch classifier as ONNX or TorchScript, with its labels beside it, or as a Triton model
+repository (inference/triton_export.py). Every file is written under a temporary name, then renamed into place,
+readable like any file the user writes (the umask decides, not mkstemp's 0600)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
+from inference.artifacts import staged
 from inference.errors import ModelError
 from inference.external import METADATA_KEY, metadata_for
 from inference.model import TorchClassifier
@@ -35,34 +38,51 @@ def export_classifier(classifier: TorchClassifier, fmt: str, out: Path) -> tuple
     module = classifier.module.eval()
     example = torch.zeros((2, 3, classifier.input_spec.crop, classifier.input_spec.crop))
     metadata = metadata_for(classifier.labels, classifier.input_spec, classifier.model_id)
-    handle, temporary = tempfile.mkstemp(prefix="partial-", suffix=out.suffix, dir=out.parent)
-    os.close(handle)
-    try:
+    if fmt not in FORMATS:
+        raise ModelError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    with staged(out) as partial:
         if fmt == "onnx":
-            _export_onnx(module, example, Path(temporary), metadata)
-        elif fmt == "torchscript":
+            export_onnx(module, example, partial, metadata)
+        else:
             with warnings.catch_warnings():  # torch marks TorchScript as legacy; it is still what many runtimes load
                 warnings.simplefilter("ignore", FutureWarning)
                 traced = torch.jit.trace(module, example)
-                torch.jit.save(traced, temporary, _extra_files={f"{METADATA_KEY}.json": json.dumps(metadata)})
-        else:
-            raise ModelError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
-        os.replace(temporary, out)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+                torch.jit.save(traced, str(partial), _extra_files={f"{METADATA_KEY}.json": json.dumps(metadata)})
+        make_readable(partial)
     labels = labels_path_for(out)
-    labels.write_text("\n".join(classifier.labels) + "\n", encoding="utf-8")
+    write_text_file(labels, "\n".join(classifier.labels) + "\n")
     return out, labels
 
 
-def _export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict) -> None:
+def make_readable(path: Path) -> None:
+    """Give an exported file (or folder) the mode one the user creates gets (0644 / 0755 with the usual umask;
+    mkstemp's 0600 and mkdtemp's 0700 keep out a server that runs as another user)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
+
+
+def write_text_file(path: Path, text: str) -> None:
+    """Write a small text file atomically, readable like any file the user writes."""
+    with staged(path) as partial:
+        partial.write_text(text, encoding="utf-8")
+        make_readable(partial)
+
+
+def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict) -> None:
+    """One self-contained ONNX file (weights inside: torch would put them in a `.data` file beside it, named after
+    the temporary file) with a dynamic batch, and streamrec's metadata."""
     try:
         import onnx
     except ImportError:
         raise ModelError("ONNX export needs the onnx packages: pip install 'streamrec[onnx]'") from None
     batch = torch.export.Dim("batch", min=1, max=1024)
-    torch.onnx.export(module, (example,), str(path), input_names=["input"], output_names=["logits"],
-                      dynamic_shapes={"x": {0: batch}}, dynamo=True, opset_version=ONNX_OPSET, verbose=False)
+    argument = next(iter(inspect.signature(module.forward).parameters))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), str(path), input_names=["input"], output_names=["logits"],
+                          dynamic_shapes={argument: {0: batch}}, dynamo=True, opset_version=ONNX_OPSET,
+                          verbose=False, external_data=False)
     model = onnx.load(str(path))
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)

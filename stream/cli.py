@@ -28,6 +28,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
 def _count_or_auto(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -136,11 +143,17 @@ def _add_model_parser(commands: argparse._SubParsersAction) -> None:
     info = actions.add_parser("info", help="print what a model bundle holds (labels, input, metrics, provenance)")
     info.add_argument("bundle", type=Path)
     info.set_defaults(handler=_cmd_model_info)
-    export = actions.add_parser("export", help="write a model (resnet18 or a bundle) as ONNX or TorchScript with its labels")
+    export = actions.add_parser("export", help="write a model (resnet18 or a bundle) as ONNX or TorchScript with its "
+                                               "labels, or as a Triton model repository")
     export.add_argument("--model", default="resnet18", metavar="SPEC", help="resnet18 (default) or a bundle path")
     export.add_argument("--weights", type=Path, help="ResNet-18 weights file for --model resnet18")
-    export.add_argument("--format", choices=("onnx", "torchscript"), required=True)
-    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="model file; labels go to FILE's .labels.txt")
+    export.add_argument("--format", choices=("onnx", "torchscript", "triton"), required=True)
+    export.add_argument("--out", type=Path, required=True, metavar="PATH",
+                        help="model file (labels go to FILE's .labels.txt); for triton the repository folder")
+    export.add_argument("--name", help="triton: the model's name in the repository (default: from its model id)")
+    export.add_argument("--max-batch", type=_positive_int, default=64, help="triton: max_batch_size (default 64)")
+    export.add_argument("--instances", type=_positive_int, default=1, help="triton: model instances (default 1)")
+    export.add_argument("--kind", choices=("cpu", "gpu"), default="cpu", help="triton: where instances run (default cpu)")
     export.set_defaults(handler=_cmd_model_export)
 
 
@@ -256,10 +269,22 @@ def _cmd_model_export(args: argparse.Namespace) -> int:
 
     setup_logging("WARNING")
     classifier = load_classifier(ModelConfig(spec=args.model, weights=args.weights))
+    if args.format == "triton":
+        return _export_triton(classifier, args)
     model_file, labels_file = export_classifier(classifier, args.format, args.out)
     crop = classifier.input_spec.crop
     print(f"wrote {model_file} and {labels_file} ({classifier.model_id}, input {crop}x{crop}); "
           f"run it with: streamrec run --model {args.format}:{model_file} --labels {labels_file}")
+    return exit_codes.OK
+
+
+def _export_triton(classifier, args: argparse.Namespace) -> int:
+    from inference.triton_export import TritonSettings, export_triton
+
+    settings = TritonSettings(max_batch=args.max_batch, instances=args.instances, kind=args.kind)
+    folder = export_triton(classifier, args.out, args.name, settings)
+    print(f"wrote Triton model {folder.name} ({classifier.model_id}) to {folder}: config.pbtxt, labels.txt, "
+          f"1/model.onnx; serve it with: tritonserver --model-repository {args.out}")
     return exit_codes.OK
 
 
