@@ -56,6 +56,19 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:
     run.set_defaults(handler=_cmd_run)
 
 
+def _add_bridge_parser(commands: argparse._SubParsersAction) -> None:
+    bridge = commands.add_parser("bridge", help="publish a running streamrec's events and camera states to MQTT")
+    bridge.add_argument("broker", metavar="mqtt://BROKER[:PORT]",
+                        help="the broker (mqtts:// for TLS; credentials from STREAMREC_MQTT_USERNAME/_PASSWORD)")
+    bridge.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"publisher endpoint (default {DEFAULT_ENDPOINT})")
+    bridge.add_argument("--kiosk", help="the kiosk's name in the topics (default: the host name)")
+    bridge.add_argument("--results", action="store_true", help="also every result (QoS 0)")
+    bridge.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="exit after this many seconds")
+    bridge.add_argument("--server-key", type=Path, metavar="FILE", help="the publisher's CurveZMQ public key")
+    bridge.add_argument("--client-key", type=Path, metavar="FILE", help="this client's CurveZMQ secret key")
+    bridge.set_defaults(handler=_cmd_bridge)
+
+
 def _add_subscribe_parser(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser("subscribe", help="print published messages, one JSON object per line")
     sub.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"publisher endpoint (default {DEFAULT_ENDPOINT})")
@@ -170,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
     parser = argparse.ArgumentParser(prog="streamrec", description="Real-time camera recognizer for self-checkout kiosks.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run_parser, _add_demo_parser, _add_subscribe_parser, _add_check_config_parser,
+    for add in (_add_run_parser, _add_demo_parser, _add_subscribe_parser, _add_bridge_parser, _add_check_config_parser,
                 _add_finetune_parser, _add_model_parser, _add_bench_parser, _add_soak_parser, _add_keys_parser):
         add(commands)
     return parser
@@ -187,6 +200,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     setup_logging(config.logging.level)
     return run_pipeline(config, duration=args.duration, reread=lambda: load_config(args.config, overrides))
+
+
+def _cmd_bridge(args: argparse.Namespace) -> int:
+    from stream.service.signals import install_stop_handlers
+    from stream.tools.bridge import run_bridge
+    from stream.wire.mqtt import parse_broker
+
+    setup_logging("INFO")
+    try:
+        parse_broker(args.broker)
+    except ValueError as exc:
+        print(f"streamrec bridge: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    curve = (args.server_key, args.client_key) if args.server_key and args.client_key else None
+    try:
+        run_bridge(args.broker, args.endpoint, args.kiosk, args.results, stop, args.duration, curve)
+    except ImportError:
+        print("streamrec bridge needs paho-mqtt: pip install 'streamrec[mqtt]'", file=sys.stderr)
+        return exit_codes.RUNTIME_FAILURE
+    return exit_codes.OK
 
 
 def _cmd_subscribe(args: argparse.Namespace) -> int:
