@@ -6,6 +6,7 @@ import enum
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal, Optional
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, DirectoryPath, Field, FilePath, SecretStr, field_validator, model_validator
 
@@ -258,6 +259,33 @@ class HttpConfig(StrictModel):
         return self
 
 
+class MqttConfig(StrictModel):
+    """Events and camera states to an MQTT broker from inside `streamrec run` (what `streamrec bridge` does)."""
+
+    broker: Optional[str] = Field(None, description="mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS); unset: no MQTT.")
+    kiosk: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$",
+                                 description="The kiosk's name in the topics (default: the host name).")
+    results: bool = Field(False, description="Also publish every result (QoS 0).")
+    username: Optional[str] = Field(None, description="Broker user name (or STREAMREC_MQTT_USERNAME).")
+    password: Optional[SecretStr] = Field(None, description="Broker password (or STREAMREC_MQTT_PASSWORD); never logged.")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme.lower() not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("use mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+        if parts.username or parts.password:
+            raise ValueError("put the credentials in mqtt.username and mqtt.password, not in the URL")
+        return value
+
+
 class AppConfig(StrictModel):
     """The whole streamrec configuration."""
 
@@ -271,6 +299,7 @@ class AppConfig(StrictModel):
     freshness: FreshnessConfig = FreshnessConfig()
     logging: LoggingConfig = LoggingConfig()
     http: HttpConfig = HttpConfig()
+    mqtt: MqttConfig = MqttConfig()
 
     @field_validator("cameras")
     @classmethod
@@ -280,3 +309,10 @@ class AppConfig(StrictModel):
         if duplicates:
             raise ValueError(f"camera ids must be unique; repeated: {', '.join(duplicates)}")
         return cameras
+
+    @model_validator(mode="after")
+    def _mqtt_reads_an_open_publisher(self) -> "AppConfig":
+        if self.mqtt.broker is not None and self.publisher.curve:
+            raise ValueError("mqtt.broker with publisher.curve_secret_key: the in-process bridge cannot read an "
+                             "encrypted publisher; run `streamrec bridge --server-key … --client-key …` instead")
+        return self

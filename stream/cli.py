@@ -204,7 +204,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_bridge(args: argparse.Namespace) -> int:
     from stream.service.signals import install_stop_handlers
-    from stream.tools.bridge import run_bridge
+    from stream.wire.bridge import run_bridge
     from stream.wire.mqtt import parse_broker
 
     setup_logging("INFO")

@@ -2,6 +2,7 @@
 for late subscribers, a broker restart, credentials never logged."""
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -196,3 +197,29 @@ def test_the_bridge_command_forwards_a_publishers_events_without_logging_credent
     listener.close()
     refused = run_cli("bridge", "broker.local")
     assert refused.returncode == 2 and "mqtt://HOST" in refused.stderr
+
+
+def test_run_with_an_mqtt_table_publishes_camera_states_and_availability(broker, tiny_bundle, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(f'[[cameras]]\nid = "lane"\nsource = "synthetic:lane"\n[model]\nspec = "{tiny_bundle}"\n'
+                      f'precision = "fp32"\n[publisher]\nendpoint = "tcp://127.0.0.1:{free_port()}"\n'
+                      f'[mqtt]\nbroker = "mqtt://127.0.0.1:{broker.port}"\nkiosk = "till-4"\nusername = "till"\n'
+                      f'password = "hunter2-secret"\n')
+    listener = Listener(broker.port)
+    done = run_cli("run", "--config", str(config), "--headless", "--duration", "6",
+                   env={**os.environ, "STREAMREC_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr
+    assert wait_for(lambda: listener.on("streamrec/till-4/available")[-1:] == ["offline"], 5)
+    states = [json.loads(p) for p in listener.on("streamrec/till-4/lane/state")]
+    assert states and states[-1]["state"] in ("streaming", "stopped") and listener.on("streamrec/till-4/available")[0] == "online"
+    assert "hunter2" not in done.stderr and "connected to MQTT broker" in done.stderr
+    listener.close()
+
+
+def test_mqtt_config_is_checked_up_front():
+    from config.loader import ConfigError
+    from tests.conftest import make_config
+
+    for broker, problem in (("http://x", "mqtt://HOST"), ("mqtt://u:p@x", "mqtt.username")):
+        with pytest.raises((ConfigError, ValueError), match=problem.replace(".", r"\.")):
+            make_config([{"id": "c", "source": "synthetic"}], mqtt={"broker": broker})

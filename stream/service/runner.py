@@ -25,10 +25,11 @@ from stream.service.models import ModelManager, start_plan
 from stream.service.notify import NotifierThread
 from stream.service.reload import ReloadThread
 from stream.service.signals import install_reload_handler, install_stop_handlers
+from stream.wire.bridge import BridgeThread
 
 log = logging.getLogger(__name__)
 
-RELOAD_JOIN_S = 1.0
+THREAD_JOIN_S = 1.0
 
 
 def wants_window(config: AppConfig) -> bool:
@@ -66,13 +67,23 @@ def run_pipeline(
     )
     models = ModelManager(pipeline.model, plan, config.batching.max_batch, models_dir, frame_source)
     reloader = ReloadThread(config, reread or (lambda: config), models, pipeline.reload_requested, stop)
+    bridge: Optional[BridgeThread] = None
+
+    def started() -> None:
+        nonlocal bridge
+        models.serve(start)
+        if config.mqtt.broker is not None:
+            bridge = BridgeThread(config.mqtt, pipeline.publisher.endpoint, stop)
+            bridge.start()
+
     try:
-        outcome = run_notified(pipeline, duration, lambda: models.serve(start), reloader)
+        outcome = run_notified(pipeline, duration, started, reloader)
     finally:
         stop.set()
         models.close()
-        if reloader.ident is not None:
-            reloader.join(RELOAD_JOIN_S)
+        for thread in (reloader, bridge):
+            if thread is not None and thread.ident is not None:
+                thread.join(THREAD_JOIN_S)
     log.info("run ended: %s", outcome.value)
     return exit_codes.RUNTIME_FAILURE if outcome is RunOutcome.WORKER_FAILED else exit_codes.OK
 

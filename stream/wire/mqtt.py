@@ -87,7 +87,7 @@ class MqttBridge:
         self._client.connect_async(self.broker.host, self.broker.port, keepalive=15)
         self._client.loop_start()
 
-    def stop(self, timeout_s: float = 2.0) -> None:
+    def stop(self, timeout_s: float = 0.5) -> None:
         """Say `offline`, disconnect, and stop paho's thread."""
         if self.connected.is_set():
             self._client.publish(f"{self.prefix}/available", "offline", qos=1, retain=True).wait_for_publish(timeout_s)
