@@ -4,10 +4,11 @@
 VENV ?= .venv
 PYTHON ?= python3
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+TRITON_VENV ?= .venv-triton
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.streamrec-installed
 
-.PHONY: install demo test system-deps install-service clean
+.PHONY: install demo test system-deps triton-server install-service clean
 
 install: $(STAMP)
 
@@ -24,8 +25,12 @@ demo: install
 system-deps:
 	@scripts/install-system-deps
 
-test: install system-deps
-	$(PY) -m pytest
+# The remote-model tests run a real Triton server from its own environment (scripts/install-triton-server).
+triton-server:
+	@scripts/install-triton-server $(TRITON_VENV)
+
+test: install system-deps triton-server
+	STREAMREC_TRITON_VENV=$(abspath $(TRITON_VENV)) $(PY) -m pytest
 
 # As root on a kiosk: user streamrec, /opt/streamrec venv, unit, /etc/streamrec, /var/lib/streamrec.
 # DESTDIR=DIR lays the files down under DIR instead (image builds); WEIGHTS=FILE copies the model weights.
@@ -33,4 +38,4 @@ install-service:
 	scripts/install-kiosk $(if $(DESTDIR),--root $(DESTDIR)) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(TRITON_VENV) .pytest_cache build *.egg-info

@@ -92,7 +92,8 @@ class CameraConfig(StrictModel):
 class ModelConfig(StrictModel):
     """Which classifier to run and how."""
 
-    spec: str = Field("resnet18", description="resnet18, a bundle path, onnx:FILE or torchscript:FILE.")
+    spec: str = Field("resnet18", description="resnet18, a bundle path, onnx:FILE, torchscript:FILE, or a served model: "
+                                              "triton:grpc://HOST:PORT/MODEL or triton:http://HOST:PORT/MODEL.")
     weights: Optional[Path] = Field(None, description="Explicit ResNet-18 weights file (else the torch hub cache).")
     labels: Optional[Path] = Field(None, description="Labels file (one per line) for onnx: and torchscript: models.")
     allow_download: bool = Field(False, description="May fetch the official ImageNet weights when they are missing.")

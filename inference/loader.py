@@ -1,4 +1,5 @@
-"""Turn a model spec from the config (`resnet18`, a bundle, `onnx:FILE`, `torchscript:FILE`) into a Classifier."""
+"""Turn a model spec from the config (`resnet18`, a bundle, `onnx:FILE`, `torchscript:FILE`, `triton:…`) into a
+Classifier."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from inference.errors import ModelError
 from inference.external import load_onnx, load_torchscript
 from inference.imagenet import load_imagenet_resnet18
 from inference.model import Classifier
+from inference.remote import PREFIX as REMOTE_PREFIX
+from inference.remote import load_remote
 
 EXTERNAL_PREFIXES = ("onnx:", "torchscript:")
 
@@ -19,6 +22,8 @@ def load_classifier(model: ModelConfig, threads: int = 1) -> Classifier:
     spec = model.spec.strip()
     if spec == "resnet18":
         return load_imagenet_resnet18(model.weights, model.allow_download)
+    if spec.startswith(REMOTE_PREFIX):
+        return load_remote(spec, model)
     kind, _, target = spec.partition(":")
     if spec.startswith(EXTERNAL_PREFIXES):
         if not target:

@@ -1,0 +1,65 @@
+"""A model served by a real Triton server on loopback: the same top-1 as the local model, over gRPC and HTTP,
+uint8 crops on the wire; clear errors for a wrong address or model."""
+
+import numpy as np
+import pytest
+
+from capture.catalog_dataset import render_class
+from config.schema import ModelConfig
+from inference.bundle import load_bundle
+from inference.errors import ModelError
+from inference.loader import load_classifier
+from inference.preprocess import BatchPreprocessor
+from inference.remote import parse_remote_spec
+from inference.triton_export import export_triton
+from tests.triton_fixture import (
+    TritonServer,
+    free_port,
+    require_triton,
+    served_by_python_backend,
+)
+
+pytest.importorskip("tritonclient.grpc")
+
+
+@pytest.fixture(scope="module")
+def triton(tiny_bundle, tmp_path_factory):
+    require_triton()
+    repository = tmp_path_factory.mktemp("triton-repo")
+    folder = export_triton(load_bundle(tiny_bundle).to_classifier(), repository, "tiny")
+    served_by_python_backend(folder)
+    server = TritonServer(repository, tmp_path_factory.mktemp("triton-scratch"))
+    yield server
+    server.stop()
+
+
+def frames() -> list[np.ndarray]:
+    return [image for label in range(1, 11) for image in render_class(label, 1, seed=9, out_size=224)]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_the_served_model_gives_the_local_models_top1_from_uint8_crops(triton, tiny_bundle, protocol):
+    port = triton.grpc_port if protocol == "grpc" else triton.http_port
+    remote = load_classifier(ModelConfig(spec=f"triton:{protocol}://127.0.0.1:{port}/tiny"))
+    local = load_bundle(tiny_bundle).to_classifier()
+    assert remote.labels == local.labels and remote.model_id == local.model_id and remote.takes_rgb_uint8
+    assert remote.input_spec == local.input_spec
+    images = frames()
+    crops = BatchPreprocessor(remote.input_spec, len(images), rgb_uint8=True)(images).clone()
+    floats = BatchPreprocessor(local.input_spec, len(images))(images).clone()
+    expected = local.predict(floats).argmax(1)
+    assert remote.predict(crops).argmax(1).tolist() == expected.tolist()
+    assert remote.predict(floats[:3]).argmax(1).tolist() == expected[:3].tolist()
+
+
+def test_a_wrong_model_name_or_a_dead_address_is_a_clear_model_error(triton):
+    with pytest.raises(ModelError, match="does not describe the model"):
+        load_classifier(ModelConfig(spec=f"triton:grpc://127.0.0.1:{triton.grpc_port}/nosuchmodel"))
+    with pytest.raises(ModelError, match="server is up"):
+        load_classifier(ModelConfig(spec=f"triton:http://127.0.0.1:{free_port()}/tiny"))
+
+
+@pytest.mark.parametrize("spec", ["triton:tiny", "triton:ftp://h:1/m", "triton:grpc://h:1/", "triton:grpc://h:1/a/b"])
+def test_malformed_remote_specs_say_the_form(spec):
+    with pytest.raises(ModelError, match="triton:grpc://HOST:PORT/MODEL"):
+        parse_remote_spec(spec)
