@@ -63,3 +63,37 @@ def test_a_wrong_model_name_or_a_dead_address_is_a_clear_model_error(triton):
 def test_malformed_remote_specs_say_the_form(spec):
     with pytest.raises(ModelError, match="triton:grpc://HOST:PORT/MODEL"):
         parse_remote_spec(spec)
+
+
+def test_a_stream_outlives_the_server_and_resumes_when_it_returns(triton, tiny_bundle):
+    """Server killed while two cameras stream: no hang, the failures are counted, capture goes on, and results
+    come back once the server does; the pipeline still stops at once."""
+    import threading
+    import time
+
+    from stream.pipeline.app import Pipeline
+    from tests.conftest import make_config
+    from tests.fakes import Subscriber
+
+    remote = load_classifier(ModelConfig(spec=f"triton:grpc://127.0.0.1:{triton.grpc_port}/tiny"))
+    config = make_config([{"id": "a", "source": "synthetic", "fps": 30}, {"id": "b", "source": "synthetic", "fps": 30}])
+    pipeline = Pipeline(config, remote, threading.Event())
+    pipeline.start()
+    subscriber = Subscriber(pipeline.publisher.endpoint)
+    results = lambda: len(subscriber.of_type("result"))  # noqa: E731
+    try:
+        subscriber.collect_until(lambda _m: results() >= 20, 30)
+        triton.stop()
+        subscriber.collect_until(lambda _m: False, 3)
+        during = results()
+        assert pipeline.stats.failed_batches > 0
+        assert all(capture.is_alive() for capture in pipeline.captures)
+        triton.start()
+        subscriber.collect_until(lambda _m: results() > during + 20, 30)
+    finally:
+        started = time.monotonic()
+        pipeline.shutdown()
+        stopped_in = time.monotonic() - started
+        subscriber.close()
+    assert results() > during + 20, "results did not resume"
+    assert stopped_in < 2.0
