@@ -115,6 +115,8 @@ class ModelConfig(StrictModel):
     input_size: Optional[int] = Field(None, ge=32, le=1024, description="Square input size for onnx:/torchscript: models (224).")
     mean: Optional[tuple[float, float, float]] = Field(None, description="RGB normalization mean for external models.")
     std: Optional[tuple[Positive, Positive, Positive]] = Field(None, description="RGB normalization std for external models.")
+    remote_timeout_ms: int = Field(1000, ge=10, le=60_000, description="triton: models: the longest a call may take "
+                                   "(then the batch fails and is counted).")
 
 
 class BatchingConfig(StrictModel):

@@ -4,14 +4,14 @@ or `triton:http://HOST:PORT/MODEL`, through `tritonclient` (`pip install 'stream
 Labels and input settings come from the model's config when `streamrec model export --format triton` wrote it
 (parameter "streamrec"), else from `--labels` and `model.input_size/mean/std`. A model that takes uint8 crops gets
 the crops the preprocessing makes (a quarter of the bytes of float32); one that takes FP32 gets normalized NCHW.
-Every call is bounded by `timeout_s`."""
+Every call is bounded by `model.remote_timeout_ms`."""
 
 from __future__ import annotations
 
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -25,6 +25,15 @@ from inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec, rgb_uin
 
 PREFIX = "triton:"
 DEFAULT_TIMEOUT_S = 1.0
+MAX_MESSAGE_BYTES = 2**31 - 1
+GRPC_CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # gRPC's own reconnect backoff grows to 120 s: a server back after an outage would wait that long.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,7 @@ class _Client:
             raise ModelError("a triton: model needs tritonclient: pip install 'streamrec[remote]'") from None
         self.module, self.spec, self.timeout_s = module, spec, timeout_s
         if spec.protocol == "grpc":
-            self.client = module.InferenceServerClient(spec.address)
+            self.client = module.InferenceServerClient(spec.address, channel_args=GRPC_CHANNEL_ARGS)
         else:
             self.client = module.InferenceServerClient(spec.address, connection_timeout=timeout_s,
                                                        network_timeout=timeout_s)
@@ -112,6 +121,7 @@ class RemoteClassifier:
         self.model_id = str(exported.get("model_id") or f"triton-{spec.model}")
         self.description = f"{spec} ({'uint8 crops' if self.takes_rgb_uint8 else 'float32'})"
         self.spec = spec
+        self.timeout_s = timeout_s
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits (float32) for uint8 NHWC RGB crops or a normalized float NCHW batch (converted to what the
@@ -134,6 +144,6 @@ def _exported_metadata(config: dict[str, Any]) -> dict[str, Any]:
         return {}
 
 
-def load_remote(spec: str, model: ModelConfig, timeout_s: Optional[float] = None) -> RemoteClassifier:
+def load_remote(spec: str, model: ModelConfig) -> RemoteClassifier:
     """The served model named by `spec`; ModelError (exit 78) when it cannot be reached or described."""
-    return RemoteClassifier(parse_remote_spec(spec), model, timeout_s or DEFAULT_TIMEOUT_S)
+    return RemoteClassifier(parse_remote_spec(spec), model, model.remote_timeout_ms / 1000.0)

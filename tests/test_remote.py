@@ -59,6 +59,11 @@ def test_a_wrong_model_name_or_a_dead_address_is_a_clear_model_error(triton):
         load_classifier(ModelConfig(spec=f"triton:http://127.0.0.1:{free_port()}/tiny"))
 
 
+def test_the_call_timeout_comes_from_the_config(triton):
+    remote = load_classifier(ModelConfig(spec=f"triton:grpc://127.0.0.1:{triton.grpc_port}/tiny", remote_timeout_ms=250))
+    assert remote.timeout_s == 0.25 and remote.backend == "triton"
+
+
 @pytest.mark.parametrize("spec", ["triton:tiny", "triton:ftp://h:1/m", "triton:grpc://h:1/", "triton:grpc://h:1/a/b"])
 def test_malformed_remote_specs_say_the_form(spec):
     with pytest.raises(ModelError, match="triton:grpc://HOST:PORT/MODEL"):
