@@ -149,3 +149,51 @@ def test_a_refused_model_or_an_invalid_file_changes_nothing(caplog):
     assert ReloadThread(old, invalid, models, threading.Event(), threading.Event()).reload_once() is old
     assert models.asked == ["broken.bundle"] and "configuration is invalid" in caplog.text
     assert "invalid configuration" in models.slot.status().note
+
+
+class OutageClassifier(NamedClassifier):
+    """Raises while `down` is set, like a model server that stopped answering."""
+
+    def __init__(self) -> None:
+        super().__init__("model-remote")
+        self.down = threading.Event()
+
+    def predict(self, batch):
+        if self.down.is_set():
+            raise ConnectionError("server unreachable")
+        return super().predict(batch)
+
+
+def test_a_model_whose_calls_fail_is_unavailable_until_one_succeeds_and_its_frames_count_as_dropped():
+    config = make_config([{"id": "a", "source": "synthetic", "fps": 30}], skip={"enabled": "off"})
+    model = OutageClassifier()
+    pipeline = Pipeline(config, model, threading.Event())
+    pipeline.start()
+    subscriber = Subscriber(pipeline.publisher.endpoint, topics=("heartbeat",))
+    state = lambda: subscriber.of_type("heartbeat")[-1]["model"]["state"] if subscriber.of_type("heartbeat") else ""  # noqa: E731
+    try:
+        subscriber.collect_until(lambda _m: state() == "ready", 10)
+        model.down.set()
+        subscriber.collect_until(lambda _m: state() == "unavailable", 10)
+        down = subscriber.of_type("heartbeat")[-1]
+        report = pipeline.health.check()
+        model.down.clear()
+        subscriber.collect_until(lambda _m: state() == "ready", 10)
+    finally:
+        pipeline.shutdown()
+        subscriber.close()
+    assert down["model"]["state"] == "unavailable" and down["cameras"]["a"]["dropped"] > 0
+    assert report.healthy and report.warnings == ("model model-remote unavailable: ConnectionError: server unreachable",)
+    assert state() == "ready" and pipeline.health.check().warnings == ()
+
+
+def test_a_failure_of_a_model_swapped_out_does_not_mark_the_new_one_unavailable():
+    first, second = NamedClassifier("old"), NamedClassifier("new")
+    slot = ModelSlot(first)
+    slot.swap(second)
+    slot.report(first, ok=False)
+    assert slot.status().state is ModelState.READY
+    slot.report(second, ok=False)
+    assert slot.status().state is ModelState.UNAVAILABLE and "(unavailable)" in slot.status().describe()
+    slot.report(second, ok=True)
+    assert slot.status().state is ModelState.READY

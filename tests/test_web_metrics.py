@@ -69,7 +69,7 @@ def test_healthz_is_200_while_the_pipeline_makes_progress():
         assert wait_for(lambda: pipeline.stats.batches > 2, 20)
         reply = client.get("/healthz")
     assert reply.status == 200
-    assert reply.json() == {"healthy": True, "reasons": []}
+    assert reply.json() == {"healthy": True, "reasons": [], "warnings": []}
 
 
 def test_healthz_turns_503_with_the_reason_when_the_worker_stalls():

@@ -103,7 +103,8 @@ class Pipeline:
             )
             for camera, status in zip(config.cameras, self.statuses)
         ]
-        self.health = PipelineHealth(self.stats, self.worker, self.publisher_thread, self.captures, self.statuses)
+        self.health = PipelineHealth(self.stats, self.worker, self.publisher_thread, self.captures, self.statuses,
+                                     model_status=self.model.status)
         self.web = self._build_web() if self.web_latest else None
 
     def _build_display(self) -> DisplaySink:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from capture.status import CameraStatus
 from capture.thread import MAX_STUCK_READERS
+from stream.pipeline.model_slot import ModelState, ModelStatus
 from stream.pipeline.stats import WorkerStats
 
 WORKER_STALL_S = 10.0
@@ -24,6 +25,8 @@ class HealthReport:
 
     healthy: bool
     reasons: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """What an operator should know that a restart would not fix (a model server that does not answer)."""
 
 
 class PipelineHealth:
@@ -34,8 +37,9 @@ class PipelineHealth:
 
     def __init__(self, stats: WorkerStats, worker: threading.Thread, publisher, captures: Sequence[threading.Thread],
                  statuses: Sequence[CameraStatus], worker_stall_s: float = WORKER_STALL_S,
-                 capture_stall_s: float = CAPTURE_STALL_S) -> None:
-        self._stats, self._worker, self._publisher = stats, worker, publisher
+                 capture_stall_s: float = CAPTURE_STALL_S,
+                 model_status: Optional[Callable[[], ModelStatus]] = None) -> None:
+        self._stats, self._worker, self._publisher, self._model_status = stats, worker, publisher, model_status
         self._captures, self._statuses = list(captures), list(statuses)
         self._worker_stall_s, self._capture_stall_s = worker_stall_s, capture_stall_s
 
@@ -59,4 +63,12 @@ class PipelineHealth:
                 reasons.append(f"capture of {status.camera} stuck for {status.activity_age(now):.0f} s")
             elif status.stuck_readers >= MAX_STUCK_READERS:
                 reasons.append(f"{status.stuck_readers} readers of {status.camera} are stuck in the camera driver")
-        return HealthReport(not reasons, tuple(reasons))
+        return HealthReport(not reasons, tuple(reasons), self._warnings())
+
+    def _warnings(self) -> tuple[str, ...]:
+        """A model that is unavailable leaves the process healthy (restarting it would not bring a server back)."""
+        status = self._model_status() if self._model_status is not None else None
+        if status is None or status.state is not ModelState.UNAVAILABLE:
+            return ()
+        detail = f": {self._stats.last_error}" if self._stats.last_error else ""
+        return (f"model {status.id} unavailable{detail}",)

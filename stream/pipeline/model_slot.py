@@ -56,6 +56,7 @@ class ModelSlot:
         self._classifier = classifier
         self._optimizing = False
         self._note = ""
+        self._failing: Optional[Classifier] = None
         self.swaps = 0
 
     @property
@@ -79,11 +80,22 @@ class ModelSlot:
         with self._lock:
             self._note = note
 
+    def report(self, classifier: Classifier, ok: bool) -> None:
+        """How the last batch on `classifier` went: while the current model's batches fail (a model server that is
+        down), the state is `unavailable`; the next batch that succeeds makes it `ready` again."""
+        with self._lock:
+            if not ok:
+                self._failing = classifier
+            elif self._failing is classifier:
+                self._failing = None
+
     def status(self) -> ModelStatus:
         """What heartbeats and status pages say about the model now."""
         with self._lock:
             classifier, optimizing, note = self._classifier, self._optimizing, self._note
+            failing = classifier is not None and self._failing is classifier
         if classifier is None:
             return ModelStatus("", "", "", ModelState.LOADING, optimizing, note)
         backend, precision = serving_path(classifier)
-        return ModelStatus(classifier.model_id, backend, precision, ModelState.READY, optimizing, note)
+        state = ModelState.UNAVAILABLE if failing else ModelState.READY
+        return ModelStatus(classifier.model_id, backend, precision, state, optimizing, note)

@@ -52,6 +52,7 @@ class WorkerStats:
         self._lock = threading.Lock()
         self._classified: Counter[str] = Counter()
         self._reused: Counter[str] = Counter()
+        self._lost: Counter[str] = Counter()
         self.batch_sizes: Counter[int] = Counter()
         self.failed_batches = 0
         self.last_error: Optional[str] = None
@@ -85,11 +86,17 @@ class WorkerStats:
         with self._lock:
             self._last_progress = time.monotonic()
 
-    def record_failure(self, message: str) -> None:
-        """A batch failed; its frames are lost."""
+    def record_failure(self, message: str, cameras: Iterable[str] = ()) -> None:
+        """A batch failed; its frames (one camera id each) are lost and counted as dropped."""
         with self._lock:
             self.failed_batches += 1
             self.last_error = message
+            self._lost.update(cameras)
+
+    def lost(self, camera: str) -> int:
+        """Frames of `camera` whose batch failed (a model server down or too slow)."""
+        with self._lock:
+            return self._lost[camera]
 
     def classified(self, camera: str) -> int:
         """Frames of `camera` classified so far."""

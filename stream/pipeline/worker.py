@@ -244,7 +244,7 @@ class InferenceWorker(threading.Thread):
         try:
             results, fresh = self._results(batch)
         except Exception as exc:
-            self._stats.record_failure(f"{exc.__class__.__name__}: {exc}")
+            self._stats.record_failure(f"{exc.__class__.__name__}: {exc}", (frame.camera for frame in batch.frames))
             if self._stats.failed_batches == 1 or self._stats.failed_batches % 100 == 0:
                 log.exception("a batch of %d frames failed (%d failed batches)", len(batch.frames), self._stats.failed_batches)
         finally:
@@ -285,7 +285,12 @@ class InferenceWorker(threading.Thread):
 
     def _run_model(self, classifier: Classifier, frames: Sequence[Frame], inputs: torch.Tensor) -> list[Result]:
         started = time.monotonic()
-        logits = classifier.predict(inputs)
+        try:
+            logits = classifier.predict(inputs)
+        except Exception:
+            self.model.report(classifier, ok=False)
+            raise
+        self.model.report(classifier, ok=True)
         ranked = top_k(logits, classifier.labels, self._top_k)
         finished = time.monotonic()
         self._stats.record_batch((frame.camera for frame in frames), finished - started)

@@ -38,6 +38,8 @@ class PipelineCollector:
             "captured": CounterMetricFamily("streamrec_frames_captured", "Frames delivered by the camera.", labels=["camera"]),
             "dropped": CounterMetricFamily("streamrec_frames_dropped", "Frames dropped from the camera's full queue.", labels=["camera"]),
             "classified": CounterMetricFamily("streamrec_frames_classified", "Frames of the camera classified by the model.", labels=["camera"]),
+            "lost": CounterMetricFamily("streamrec_frames_lost", "Frames of the camera in batches that failed (e.g. a "
+                                        "model server down or too slow).", labels=["camera"]),
             "reconnects": CounterMetricFamily("streamrec_camera_reconnects", "Times the camera was lost and retried.", labels=["camera"]),
             "fps": GaugeMetricFamily("streamrec_camera_fps", "Frames per second delivered over the last 2 s.", labels=["camera"]),
         }
@@ -45,7 +47,8 @@ class PipelineCollector:
         for status in ctx.statuses:
             snap = status.snapshot()
             for key, value in (("captured", snap.captured), ("dropped", snap.dropped), ("reconnects", snap.reconnects),
-                               ("classified", ctx.stats.classified(snap.camera)), ("fps", snap.fps)):
+                               ("classified", ctx.stats.classified(snap.camera)), ("lost", ctx.stats.lost(snap.camera)),
+                               ("fps", snap.fps)):
                 families[key].add_metric([snap.camera], value)
             for candidate in CameraState:
                 state.add_metric([snap.camera, candidate.value], 1.0 if candidate is snap.state else 0.0)

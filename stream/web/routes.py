@@ -196,9 +196,11 @@ async def _predict(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 while the pipeline makes progress (the watchdog's notion), else 503 with the reasons. Never needs a token."""
+    """200 while the pipeline makes progress (the watchdog's notion), else 503 with the reasons; warnings name what a
+    restart would not fix (a model server that does not answer). Never needs a token."""
     report = request.app[CTX].health.check()
-    return web.json_response({"healthy": report.healthy, "reasons": list(report.reasons)},
+    return web.json_response({"healthy": report.healthy, "reasons": list(report.reasons),
+                              "warnings": list(report.warnings)},
                              status=200 if report.healthy else 503, headers={"Cache-Control": "no-store"})
 
 

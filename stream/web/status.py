@@ -49,7 +49,7 @@ def _camera(ctx: WebContext, status: CameraStatus, now: float) -> dict[str, Any]
         "latency_ms": None if result is None else round((result.classified_mono - result.frame.captured_mono) * 1000, 1),
         "result_age_s": None if result is None else round(now - result.frame.captured_mono, 2),
         "captured": snap.captured,
-        "dropped": snap.dropped,
+        "dropped": snap.dropped + ctx.stats.lost(camera),
         "classified": ctx.stats.classified(camera),
         "reconnects": snap.reconnects,
         "item": ctx.current_item(camera),

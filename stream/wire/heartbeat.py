@@ -21,7 +21,7 @@ def camera_entries(
         entries[snap.camera] = {
             "state": snap.state.value,
             "captured": snap.captured,
-            "dropped": snap.dropped,
+            "dropped": snap.dropped + stats.lost(snap.camera),
             "classified": stats.classified(snap.camera),
             "fps": round(snap.fps, 2),
             "item": current_item(snap.camera),
