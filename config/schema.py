@@ -117,6 +117,8 @@ class ModelConfig(StrictModel):
     std: Optional[tuple[Positive, Positive, Positive]] = Field(None, description="RGB normalization std for external models.")
     remote_timeout_ms: int = Field(1000, ge=10, le=60_000, description="triton: models: the longest a call may take "
                                    "(then the batch fails and is counted).")
+    remote_inflight: int = Field(2, ge=1, le=16, description="triton: models: batches sent to the server at once, so "
+                                 "network time overlaps capture (results still leave in capture order).")
 
 
 class BatchingConfig(StrictModel):

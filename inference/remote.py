@@ -48,6 +48,11 @@ class RemoteSpec:
         return f"{PREFIX}{self.protocol}://{self.address}/{self.model}"
 
 
+def is_remote_spec(spec: str) -> bool:
+    """Whether a model spec names a served model (`triton:…`)."""
+    return spec.strip().startswith(PREFIX)
+
+
 def parse_remote_spec(spec: str) -> RemoteSpec:
     """`triton:grpc://HOST:PORT/MODEL` or `triton:http://…`; ModelError saying the form otherwise."""
     parts = urlsplit(spec[len(PREFIX):])

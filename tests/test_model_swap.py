@@ -197,3 +197,40 @@ def test_a_failure_of_a_model_swapped_out_does_not_mark_the_new_one_unavailable(
     assert slot.status().state is ModelState.UNAVAILABLE and "(unavailable)" in slot.status().describe()
     slot.report(second, ok=True)
     assert slot.status().state is ModelState.READY
+
+
+class ConcurrencyProbe(NamedClassifier):
+    """A slow model that records how many calls ran at once (a served model waiting on the network)."""
+
+    def __init__(self) -> None:
+        super().__init__("model-remote", delay_s=0.1)
+        self._lock, self.running, self.most = threading.Lock(), 0, 0
+
+    def predict(self, batch):
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            return super().predict(batch)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def test_a_served_model_gets_remote_inflight_batches_at_once_and_results_stay_in_capture_order():
+    config = make_config([{"id": "a", "source": "synthetic", "fps": 30}, {"id": "b", "source": "synthetic", "fps": 30}],
+                         skip={"enabled": "off"}, model={"spec": "triton:grpc://127.0.0.1:1/m", "remote_inflight": 3})
+    model = ConcurrencyProbe()
+    pipeline = Pipeline(config, model, threading.Event())
+    pipeline.start()
+    subscriber = Subscriber(pipeline.publisher.endpoint, topics=("result",))
+    try:
+        subscriber.collect_until(lambda _m: len(subscriber.of_type("result")) >= 60, 20)
+    finally:
+        pipeline.shutdown()
+        subscriber.close()
+    assert model.most == 3
+    results = subscriber.of_type("result")
+    for camera in ("a", "b"):
+        frame_seqs = [r["frame_seq"] for r in results if r["camera"] == camera]
+        assert len(frame_seqs) > 20 and frame_seqs == sorted(frame_seqs)

@@ -18,6 +18,7 @@ from capture.status import CameraStatus
 from capture.thread import CaptureThread
 from config.schema import AppConfig
 from inference.model import Classifier
+from inference.remote import is_remote_spec
 from inference.threads import plan_threads
 from stream.overlay.display import DisplaySink
 from stream.overlay.latest import LatestResults
@@ -91,7 +92,7 @@ class Pipeline:
         sinks: list[ResultSink] = [self.publisher_thread, *(s for s in (self.display, self.web_latest) if s), *extra_sinks]
         self.worker = InferenceWorker(
             self.queues, self.model, sinks, self.stats, stop, config.batching, config.model.top_k, self.uploads,
-            ChangeDetector.from_config(config), plan_threads(config.model.threads, config.model.lanes).lanes,
+            ChangeDetector.from_config(config), model_lanes(config),
         )
         self.captures = [
             CaptureThread(
@@ -190,6 +191,14 @@ class Pipeline:
             return self.wait(duration)
         finally:
             self.shutdown()
+
+
+def model_lanes(config: AppConfig) -> int:
+    """Batches the model runs at once: `model.remote_inflight` for a served model (the calls wait on the network),
+    else the thread plan's lanes."""
+    if is_remote_spec(config.model.spec):
+        return config.model.remote_inflight
+    return plan_threads(config.model.threads, config.model.lanes).lanes
 
 
 def _join_all(threads: Sequence[threading.Thread], budget_s: float) -> None:
