@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 from urllib.parse import urlsplit
@@ -93,7 +94,8 @@ class ModelConfig(StrictModel):
     """Which classifier to run and how."""
 
     spec: str = Field("resnet18", description="resnet18, a bundle path, onnx:FILE, torchscript:FILE, or a served model: "
-                                              "triton:grpc://HOST:PORT/MODEL or triton:http://HOST:PORT/MODEL.")
+                                              "triton:grpc://HOST:PORT/MODEL or triton:http://HOST:PORT/MODEL "
+                                              "(grpcs:// and https:// for TLS).")
     weights: Optional[Path] = Field(None, description="Explicit ResNet-18 weights file (else the torch hub cache).")
     labels: Optional[Path] = Field(None, description="Labels file (one per line) for onnx: and torchscript: models.")
     allow_download: bool = Field(False, description="May fetch the official ImageNet weights when they are missing.")
@@ -119,6 +121,57 @@ class ModelConfig(StrictModel):
                                    "(then the batch fails and is counted).")
     remote_inflight: int = Field(2, ge=1, le=16, description="triton: models: batches sent to the server at once, so "
                                  "network time overlaps capture (results still leave in capture order).")
+    remote_ca: Optional[Path] = Field(None, description="triton:grpcs:/https: models: the CA bundle (PEM) that signed the "
+                                      "server's certificate (else the system's trust store).")
+    remote_cert: Optional[Path] = Field(None, description="triton:grpcs:/https: models: client certificate (PEM) for "
+                                        "mutual TLS, with remote_key.")
+    remote_key: Optional[Path] = Field(None, description="triton:grpcs:/https: models: the client certificate's "
+                                       "unencrypted private key (PEM).")
+    remote_token: Optional[SecretStr] = Field(None, description="triton: models: bearer token sent as `authorization: "
+                                              "Bearer TOKEN` with every call (else $STREAMREC_REMOTE_TOKEN); never logged.")
+    remote_headers: dict[str, SecretStr] = Field({}, description="triton: models: more headers (gRPC metadata) sent "
+                                                 "with every call, e.g. an API key; values never logged.")
+    fallback: Optional[str] = Field(None, description="triton: models: a local model spec (resnet18, a bundle, onnx:…) "
+                                    "that serves while the server does not answer; results name the model that made them.")
+
+    @field_validator("fallback")
+    @classmethod
+    def _local_fallback(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and (not value.strip() or value.strip().startswith("triton:")):
+            raise ValueError("model.fallback must be a local model (resnet18, a bundle path, onnx:FILE, torchscript:FILE)")
+        return value
+
+    @field_validator("remote_token")
+    @classmethod
+    def _printable_token(cls, value: Optional[SecretStr]) -> Optional[SecretStr]:
+        if value is not None and (not value.get_secret_value().strip() or _has_control(value.get_secret_value())):
+            raise ValueError("model.remote_token must be the token alone: not empty, no newlines or control characters")
+        return value
+
+    @field_validator("remote_headers")
+    @classmethod
+    def _valid_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, header in value.items():
+            if name.lower() == "authorization":
+                raise ValueError("put the bearer token in model.remote_token, not in an authorization header")
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
+                raise ValueError(f"header name {name!r}: use letters, digits, '-', '_' and '.'")
+            if _has_control(header.get_secret_value()):
+                raise ValueError(f"header {name!r}: the value holds newlines or control characters")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_files_need_tls(self) -> "ModelConfig":
+        if (self.remote_cert is None) != (self.remote_key is None):
+            raise ValueError("set model.remote_cert and model.remote_key together (mutual TLS), or neither")
+        uses_files = any(path is not None for path in (self.remote_ca, self.remote_cert, self.remote_key))
+        if uses_files and self.spec.strip().startswith(("triton:grpc://", "triton:http://")):
+            raise ValueError("model.remote_ca/remote_cert/remote_key are for TLS: use triton:grpcs://… or triton:https://…")
+        return self
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(char) < 32 or ord(char) == 127 for char in text)
 
 
 class BatchingConfig(StrictModel):

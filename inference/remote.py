@@ -1,5 +1,6 @@
 """A model served by Triton Inference Server (or any Open Inference Protocol server): `triton:grpc://HOST:PORT/MODEL`
-or `triton:http://HOST:PORT/MODEL`, through `tritonclient` (`pip install 'streamrec[remote]'`).
+or `triton:http://HOST:PORT/MODEL` (`grpcs://`, `https://`: TLS), through `tritonclient` (`pip install
+'streamrec[remote]'`); TLS files and the headers of every call come from inference.remote_auth.
 
 Labels and input settings come from the model's config when `streamrec model export --format triton` wrote it
 (parameter "streamrec"), else from `--labels` and `model.input_size/mean/std`. A model that takes uint8 crops gets
@@ -17,13 +18,16 @@ from urllib.parse import urlsplit
 import numpy as np
 import torch
 
+from config.redact import redact
 from config.schema import ModelConfig
 from inference.artifacts import first_line
 from inference.errors import ModelError
 from inference.external import read_labels
 from inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec, rgb_uint8_crops
+from inference.remote_auth import HeaderPlugin, RemoteAuth, refusal_hint
 
 PREFIX = "triton:"
+SCHEMES = {"grpc": ("grpc", False), "http": ("http", False), "grpcs": ("grpc", True), "https": ("http", True)}
 DEFAULT_TIMEOUT_S = 1.0
 MAX_MESSAGE_BYTES = 2**31 - 1
 GRPC_CHANNEL_ARGS = [
@@ -36,16 +40,21 @@ GRPC_CHANNEL_ARGS = [
 ]
 
 
+class ServerUnreachable(ModelError):
+    """The server does not answer at all (down, or not there yet): worth retrying, unlike a wrong model name."""
+
+
 @dataclass(frozen=True)
 class RemoteSpec:
-    """Where the model is served: protocol (grpc or http), HOST:PORT, and the model's name."""
+    """Where the model is served: protocol (grpc or http), HOST:PORT, the model's name, and whether over TLS."""
 
     protocol: str
     address: str
     model: str
+    tls: bool = False
 
     def __str__(self) -> str:
-        return f"{PREFIX}{self.protocol}://{self.address}/{self.model}"
+        return f"{PREFIX}{self.protocol}{'s' if self.tls else ''}://{self.address}/{self.model}"
 
 
 def is_remote_spec(spec: str) -> bool:
@@ -54,19 +63,24 @@ def is_remote_spec(spec: str) -> bool:
 
 
 def parse_remote_spec(spec: str) -> RemoteSpec:
-    """`triton:grpc://HOST:PORT/MODEL` or `triton:http://…`; ModelError saying the form otherwise."""
+    """`triton:grpc://HOST:PORT/MODEL`, `triton:http://…`, or over TLS `triton:grpcs://…`, `triton:https://…`;
+    ModelError saying the form otherwise."""
     parts = urlsplit(spec[len(PREFIX):])
     model = parts.path.strip("/")
-    if parts.scheme not in ("grpc", "http") or not parts.netloc or not model or "/" in model:
-        raise ModelError(f"model spec {spec!r}: use triton:grpc://HOST:PORT/MODEL or triton:http://HOST:PORT/MODEL")
-    return RemoteSpec(parts.scheme, parts.netloc, model)
+    if "@" in parts.netloc:
+        raise ModelError(f"model spec {redact(spec)!r}: put credentials in model.remote_token, not in the address")
+    if parts.scheme not in SCHEMES or not parts.netloc or not model or "/" in model:
+        raise ModelError(f"model spec {redact(spec)!r}: use triton:grpc://HOST:PORT/MODEL or "
+                         "triton:http://HOST:PORT/MODEL (triton:grpcs://… or triton:https://… for TLS)")
+    protocol, tls = SCHEMES[parts.scheme]
+    return RemoteSpec(protocol, parts.netloc, model, tls)
 
 
 class _Client:
     """The protocol's tritonclient module and one client; calls are serialized for HTTP (its client is not
     thread-safe), concurrent for gRPC."""
 
-    def __init__(self, spec: RemoteSpec, timeout_s: float) -> None:
+    def __init__(self, spec: RemoteSpec, timeout_s: float, auth: RemoteAuth = RemoteAuth()) -> None:
         try:
             if spec.protocol == "grpc":
                 import tritonclient.grpc as module
@@ -76,10 +90,14 @@ class _Client:
             raise ModelError("a triton: model needs tritonclient: pip install 'streamrec[remote]'") from None
         self.module, self.spec, self.timeout_s = module, spec, timeout_s
         if spec.protocol == "grpc":
-            self.client = module.InferenceServerClient(spec.address, channel_args=GRPC_CHANNEL_ARGS)
+            tls = auth.grpc_options() if spec.tls else {}
+            self.client = module.InferenceServerClient(spec.address, channel_args=GRPC_CHANNEL_ARGS, **tls)
         else:
+            tls = auth.http_options() if spec.tls else {}
             self.client = module.InferenceServerClient(spec.address, connection_timeout=timeout_s,
-                                                       network_timeout=timeout_s)
+                                                       network_timeout=timeout_s, **tls)
+        if auth.headers:
+            self.client.register_plugin(HeaderPlugin(auth.headers))
         self._lock = threading.Lock() if spec.protocol == "http" else None
 
     def model_description(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -89,6 +107,24 @@ class _Client:
             config = self.client.get_model_config(self.spec.model, as_json=True, client_timeout=self.timeout_s)
             return metadata, config.get("config", config)
         return self.client.get_model_metadata(self.spec.model), self.client.get_model_config(self.spec.model)
+
+    def live(self) -> bool:
+        """Whether the server answers at all (bounded by the call timeout)."""
+        try:
+            if self.spec.protocol == "grpc":
+                return bool(self.client.is_server_live(client_timeout=self.timeout_s))
+            return bool(self.client.is_server_live())
+        except Exception:
+            return False
+
+    def model_ready(self) -> bool:
+        """Whether the server is up and its model ready to answer (bounded by the call timeout)."""
+        try:
+            if self.spec.protocol == "grpc":
+                return bool(self.client.is_model_ready(self.spec.model, client_timeout=self.timeout_s))
+            return bool(self.client.is_model_ready(self.spec.model))
+        except Exception:
+            return False
 
     def infer(self, input_name: str, datatype: str, array: np.ndarray, output_name: str) -> np.ndarray:
         request = self.module.InferInput(input_name, list(array.shape), datatype)
@@ -107,13 +143,13 @@ class RemoteClassifier:
 
     backend, precision = "triton", "remote"
 
-    def __init__(self, spec: RemoteSpec, model: ModelConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        self._client = _Client(spec, timeout_s)
+    def __init__(self, spec: RemoteSpec, model: ModelConfig, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 auth: RemoteAuth = RemoteAuth()) -> None:
+        self._client = _Client(spec, timeout_s, auth)
         try:
             metadata, config = self._client.model_description()
         except Exception as exc:
-            raise ModelError(f"{spec}: the server does not describe the model ({first_line(exc)}); check the "
-                             "address, the model name, and that the server is up") from None
+            raise self._failure(spec, auth.scrub(first_line(exc))) from None
         self._input, self._output = metadata["inputs"][0], metadata["outputs"][0]
         self.takes_rgb_uint8 = self._input["datatype"] == "UINT8"
         exported = _exported_metadata(config)
@@ -127,6 +163,21 @@ class RemoteClassifier:
         self.description = f"{spec} ({'uint8 crops' if self.takes_rgb_uint8 else 'float32'})"
         self.spec = spec
         self.timeout_s = timeout_s
+
+    def _failure(self, spec: RemoteSpec, reason: str) -> ModelError:
+        """Why the model could not be described: TLS or credentials refused, no answer at all, or no such model."""
+        hint = refusal_hint(reason)
+        if hint is not None:
+            return ModelError(f"{spec}: {hint} ({reason})")
+        if not self._client.live():
+            return ServerUnreachable(f"{spec}: the server does not answer ({reason}); check the address and that "
+                                     "the server is up")
+        return ModelError(f"{spec}: the server does not describe the model ({reason}); check the address, the model "
+                          "name, and that the server is up")
+
+    def ready(self) -> bool:
+        """Whether the server would answer now (a cheap check, bounded by the call timeout)."""
+        return self._client.model_ready()
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits (float32) for uint8 NHWC RGB crops or a normalized float NCHW batch (converted to what the
@@ -151,4 +202,5 @@ def _exported_metadata(config: dict[str, Any]) -> dict[str, Any]:
 
 def load_remote(spec: str, model: ModelConfig) -> RemoteClassifier:
     """The served model named by `spec`; ModelError (exit 78) when it cannot be reached or described."""
-    return RemoteClassifier(parse_remote_spec(spec), model, model.remote_timeout_ms / 1000.0)
+    return RemoteClassifier(parse_remote_spec(spec), model, model.remote_timeout_ms / 1000.0,
+                            RemoteAuth.from_config(model))

@@ -50,7 +50,8 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--publish", metavar="ENDPOINT", help=f"ZeroMQ endpoint to bind (default {DEFAULT_ENDPOINT})")
     run.add_argument("--headless", action="store_true", help="no overlay window")
     run.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this many seconds")
-    run.add_argument("--model", metavar="SPEC", help="resnet18, a bundle path, onnx:FILE or torchscript:FILE")
+    run.add_argument("--model", metavar="SPEC", help="resnet18, a bundle path, onnx:FILE, torchscript:FILE or "
+                     "triton:grpc://HOST:PORT/MODEL")
     run.add_argument("--labels", metavar="FILE", help="labels file for onnx:/torchscript: models")
     run.add_argument("--http", metavar="HOST:PORT", help="serve the web page and HTTP API here (e.g. 127.0.0.1:8080)")
     run.set_defaults(handler=_cmd_run)

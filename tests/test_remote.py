@@ -1,6 +1,9 @@
 """A model served by a real Triton server on loopback: the same top-1 as the local model, over gRPC and HTTP,
 uint8 crops on the wire; clear errors for a wrong address or model."""
 
+import contextlib
+import time
+
 import numpy as np
 import pytest
 
@@ -71,34 +74,87 @@ def test_malformed_remote_specs_say_the_form(spec):
 
 
 def test_a_stream_outlives_the_server_and_resumes_when_it_returns(triton, tiny_bundle):
-    """Server killed while two cameras stream: no hang, the failures are counted, capture goes on, and results
-    come back once the server does; the pipeline still stops at once."""
+    """Server killed while two cameras stream: no hang, heartbeats say `unavailable`, the lost frames are counted,
+    capture goes on, and results come back once the server does; the pipeline still stops at once."""
+    remote = load_classifier(ModelConfig(spec=f"triton:grpc://127.0.0.1:{triton.grpc_port}/tiny"))
+    with streaming(remote) as (pipeline, subscriber):
+        subscriber.collect_until(lambda _m: len(results(subscriber)) >= 20, 30)
+        stopped = time.monotonic()
+        triton.kill()
+        subscriber.collect_until(lambda _m: model_state(subscriber) == "unavailable", 10)
+        noticed_s = time.monotonic() - stopped
+        subscriber.collect_until(lambda _m: False, 1)
+        during, lost = len(results(subscriber)), heartbeat_dropped(subscriber)
+        assert pipeline.stats.failed_batches > 0 and all(capture.is_alive() for capture in pipeline.captures)
+        triton.start()
+        back = time.monotonic()
+        subscriber.collect_until(lambda _m: len(results(subscriber)) > during, 30)
+        resumed_s = time.monotonic() - back
+        subscriber.collect_until(lambda _m: model_state(subscriber) == "ready", 10)
+    print(f"server killed: heartbeats said unavailable after {noticed_s:.2f} s; results {resumed_s:.2f} s after the server was ready")
+    assert lost > 0, "frames lost during the outage count as dropped"
+    assert len(results(subscriber)) > during, "results did not resume"
+    assert model_state(subscriber) == "ready"
+    assert pipeline.stopped_in < 2.0
+
+
+def test_a_fallback_serves_while_the_server_is_down_and_hands_back(triton):
+    """model.fallback: a local model answers while the server is away; results name the model that made them."""
+    from stream.service.remote_link import RemoteLink
+    from tests.fakes import FixedClassifier
+
+    class Fallback(FixedClassifier):
+        model_id = "local-fallback"
+
+    spec = f"triton:grpc://127.0.0.1:{triton.grpc_port}/tiny"
+    remote = load_classifier(ModelConfig(spec=spec))
+    with streaming(remote) as (pipeline, subscriber):
+        link = RemoteLink(pipeline.model, ModelConfig(spec=spec), pipeline.stop, remote, Fallback())
+        link.start()
+        subscriber.collect_until(lambda _m: len(results(subscriber)) >= 20, 30)
+        triton.stop()
+        subscriber.collect_until(lambda _m: len(results(subscriber, "local-fallback")) >= 20, 20)
+        triton.start()
+        back = time.monotonic()
+        subscriber.collect_until(lambda _m: results(subscriber)[-1]["model"] == remote.model_id, 30)
+        handed_back_s = time.monotonic() - back
+    print(f"remote results again {handed_back_s:.2f} s after the server was ready")
+    models = [r["model"] for r in results(subscriber)]
+    assert models[0] == remote.model_id and "local-fallback" in models and models[-1] == remote.model_id
+    assert not link.is_alive()
+
+
+def results(subscriber, model: str = "") -> list[dict]:
+    return [r for r in subscriber.of_type("result") if not model or r["model"] == model]
+
+
+def model_state(subscriber) -> str:
+    heartbeats = subscriber.of_type("heartbeat")
+    return heartbeats[-1]["model"]["state"] if heartbeats else ""
+
+
+def heartbeat_dropped(subscriber) -> int:
+    return sum(camera["dropped"] for camera in subscriber.of_type("heartbeat")[-1]["cameras"].values())
+
+
+@contextlib.contextmanager
+def streaming(classifier):
+    """A pipeline with two 30 fps synthetic cameras on `classifier`, and a subscriber; `pipeline.stopped_in` is how
+    long its shutdown took."""
     import threading
-    import time
 
     from stream.pipeline.app import Pipeline
     from tests.conftest import make_config
     from tests.fakes import Subscriber
 
-    remote = load_classifier(ModelConfig(spec=f"triton:grpc://127.0.0.1:{triton.grpc_port}/tiny"))
     config = make_config([{"id": "a", "source": "synthetic", "fps": 30}, {"id": "b", "source": "synthetic", "fps": 30}])
-    pipeline = Pipeline(config, remote, threading.Event())
+    pipeline = Pipeline(config, classifier, threading.Event())
     pipeline.start()
     subscriber = Subscriber(pipeline.publisher.endpoint)
-    results = lambda: len(subscriber.of_type("result"))  # noqa: E731
     try:
-        subscriber.collect_until(lambda _m: results() >= 20, 30)
-        triton.stop()
-        subscriber.collect_until(lambda _m: False, 3)
-        during = results()
-        assert pipeline.stats.failed_batches > 0
-        assert all(capture.is_alive() for capture in pipeline.captures)
-        triton.start()
-        subscriber.collect_until(lambda _m: results() > during + 20, 30)
+        yield pipeline, subscriber
     finally:
         started = time.monotonic()
         pipeline.shutdown()
-        stopped_in = time.monotonic() - started
+        pipeline.stopped_in = time.monotonic() - started
         subscriber.close()
-    assert results() > during + 20, "results did not resume"
-    assert stopped_in < 2.0

@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
@@ -47,9 +48,10 @@ def served_by_python_backend(model_folder: Path) -> None:
 
 
 class TritonServer:
-    """tritonserver on loopback ports; stop() and start() again on the same ports."""
+    """tritonserver on loopback ports; stop() and start() again on the same ports. `extra_args` go on its command
+    line (TLS, restricted protocols)."""
 
-    def __init__(self, repository: Path, scratch: Path) -> None:
+    def __init__(self, repository: Path, scratch: Path, extra_args: Sequence[str] = ()) -> None:
         packages = next(TRITON_VENV.glob("lib/python3*/site-packages"))
         server = packages / "pytriton" / "tritonserver"
         self.backends = scratch / "backends"
@@ -64,13 +66,15 @@ class TritonServer:
                     "LD_LIBRARY_PATH": f"{libdir}:{packages / 'nvidia_pytriton.libs'}"}
         self.binary, self.repository, self.log = server / "bin" / "tritonserver", repository, scratch / "server.log"
         self.http_port, self.grpc_port = free_port(), free_port()
+        self.extra_args = list(extra_args)
         self.process = None
         self.start()
 
     def start(self, timeout_s: float = 60) -> None:
         command = [str(self.binary), "--model-repository", str(self.repository), "--backend-directory",
                    str(self.backends), "--http-address", "127.0.0.1", "--http-port", str(self.http_port),
-                   "--grpc-address", "127.0.0.1", "--grpc-port", str(self.grpc_port), "--allow-metrics", "false"]
+                   "--grpc-address", "127.0.0.1", "--grpc-port", str(self.grpc_port), "--allow-metrics", "false",
+                   *self.extra_args]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
@@ -86,6 +90,12 @@ class TritonServer:
                 return reply.status == 200
         except OSError:
             return False
+
+    def kill(self) -> None:
+        """End the server at once (SIGKILL), as a crash or a power cut would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -13,6 +13,8 @@ from inference.model import Classifier, serving_path
 
 log = logging.getLogger(__name__)
 
+_NONE_FAILING = object()
+
 
 class ModelState(str, enum.Enum):
     """Whether results can come from the model (the heartbeat's `model.state`)."""
@@ -56,7 +58,7 @@ class ModelSlot:
         self._classifier = classifier
         self._optimizing = False
         self._note = ""
-        self._failing: Optional[Classifier] = None
+        self._failing: object = _NONE_FAILING
         self.swaps = 0
 
     @property
@@ -80,22 +82,23 @@ class ModelSlot:
         with self._lock:
             self._note = note
 
-    def report(self, classifier: Classifier, ok: bool) -> None:
+    def report(self, classifier: Optional[Classifier], ok: bool) -> None:
         """How the last batch on `classifier` went: while the current model's batches fail (a model server that is
-        down), the state is `unavailable`; the next batch that succeeds makes it `ready` again."""
+        down), the state is `unavailable`; the next batch that succeeds makes it `ready` again. `None` failing: no
+        model could be loaded yet because its server does not answer."""
         with self._lock:
             if not ok:
                 self._failing = classifier
             elif self._failing is classifier:
-                self._failing = None
+                self._failing = _NONE_FAILING
 
     def status(self) -> ModelStatus:
         """What heartbeats and status pages say about the model now."""
         with self._lock:
             classifier, optimizing, note = self._classifier, self._optimizing, self._note
-            failing = classifier is not None and self._failing is classifier
+            failing = self._failing is classifier
         if classifier is None:
-            return ModelStatus("", "", "", ModelState.LOADING, optimizing, note)
+            return ModelStatus("", "", "", ModelState.UNAVAILABLE if failing else ModelState.LOADING, optimizing, note)
         backend, precision = serving_path(classifier)
         state = ModelState.UNAVAILABLE if failing else ModelState.READY
         return ModelStatus(classifier.model_id, backend, precision, state, optimizing, note)

@@ -14,16 +14,20 @@ import cv2
 
 from capture.factory import SourceFactory
 from config.paths import cache_root
-from config.schema import AppConfig
-from inference.threads import configure_torch_threads, plan_threads
+from config.schema import AppConfig, ModelConfig
+from inference.backends.select import StartPlan
+from inference.remote import ServerUnreachable, is_remote_spec
+from inference.threads import ThreadPlan, configure_torch_threads, plan_threads
 from stream.overlay.display import display_available
 from stream.pipeline.app import Pipeline, RunOutcome
+from stream.pipeline.model_slot import ModelSlot
 from stream.pipeline.worker import ResultSink
 from stream.service import exit_codes
 from stream.service.calibration import frame_source
 from stream.service.models import ModelManager, start_plan
 from stream.service.notify import NotifierThread
 from stream.service.reload import ReloadThread
+from stream.service.remote_link import RemoteLink
 from stream.service.signals import install_reload_handler, install_stop_handlers
 from stream.wire.bridge import BridgeThread
 
@@ -60,18 +64,22 @@ def run_pipeline(
     keep_inductor_cache_in(cache_root())
     plan = configure_torch_threads(plan_threads(config.model.threads, config.model.lanes))
     models_dir = cache_root() / "models"
-    start = start_plan(config.model, plan, config.batching.max_batch, models_dir, frame_source)
+    start = start_or_wait_for_server(config.model, plan, config.batching.max_batch, models_dir)
     pipeline = Pipeline(
-        config, start.serving, stop, source_factory=source_factory, show_window=wants_window(config),
-        extra_sinks=extra_sinks, reload_requested=reload_requested,
+        config, start.serving if start else None, stop, source_factory=source_factory,
+        show_window=wants_window(config), extra_sinks=extra_sinks, reload_requested=reload_requested,
     )
     models = ModelManager(pipeline.model, plan, config.batching.max_batch, models_dir, frame_source)
     reloader = ReloadThread(config, reread or (lambda: config), models, pipeline.reload_requested, stop)
+    link = remote_link(config.model, start, pipeline.model, stop, plan, config.batching.max_batch, models_dir)
     bridge: Optional[BridgeThread] = None
 
     def started() -> None:
         nonlocal bridge
-        models.serve(start)
+        if start is not None:
+            models.serve(start)
+        if link is not None:
+            link.start()
         if config.mqtt.broker is not None:
             bridge = BridgeThread(config.mqtt, pipeline.publisher.endpoint, stop)
             bridge.start()
@@ -81,11 +89,35 @@ def run_pipeline(
     finally:
         stop.set()
         models.close()
-        for thread in (reloader, bridge):
+        for thread in (reloader, bridge, link):
             if thread is not None and thread.ident is not None:
                 thread.join(THREAD_JOIN_S)
     log.info("run ended: %s", outcome.value)
     return exit_codes.RUNTIME_FAILURE if outcome is RunOutcome.WORKER_FAILED else exit_codes.OK
+
+
+def start_or_wait_for_server(model: ModelConfig, plan: ThreadPlan, batch_size: int,
+                             models_dir: Path) -> Optional[StartPlan]:
+    """What serves first; None when the model's server does not answer yet (the service starts anyway and the
+    remote link connects when it does). Other ModelErrors propagate (exit 78)."""
+    try:
+        return start_plan(model, plan, batch_size, models_dir, frame_source)
+    except ServerUnreachable as exc:
+        log.warning("%s; starting without it, results begin when it answers", exc)
+        return None
+
+
+def remote_link(model: ModelConfig, start: Optional[StartPlan], slot: ModelSlot, stop: threading.Event,
+                plan: ThreadPlan, batch_size: int, models_dir: Path) -> Optional[RemoteLink]:
+    """For a served model: the link that connects, falls back and returns (None for a local model)."""
+    if not is_remote_spec(model.spec):
+        return None
+    fallback = None
+    if model.fallback is not None:
+        local = model.model_copy(update={"spec": model.fallback})
+        fallback = start_plan(local, plan, batch_size, models_dir, frame_source).serving
+        log.info("model.fallback %s is ready to serve while the server does not answer", fallback.model_id)
+    return RemoteLink(slot, model, stop, start.serving if start else None, fallback)
 
 
 def keep_inductor_cache_in(root: Path, environ: MutableMapping[str, str] = os.environ) -> None:
