@@ -17,6 +17,9 @@ from config.schema import AppConfig
 
 log = logging.getLogger(__name__)
 
+SECRET_KEYS = ("password", "token", "remote_token", "remote_headers")
+"""Config keys whose values are secrets wherever they appear (http.token, mqtt.password, model.remote_token, …)."""
+
 
 class ConfigError(Exception):
     """An unreadable or invalid config; the message is one line naming the key and the problem."""
@@ -106,11 +109,12 @@ def describe_first_error(exc: ValidationError) -> str:
 
 
 def holds_credentials(value: Any) -> bool:
-    """True when any string in a parsed config carries a password or token (as `redact` would mask)."""
+    """True when any string in a parsed config carries a password or token (as `redact` would mask), or a secret
+    key (SECRET_KEYS) has a value."""
     if isinstance(value, str):
         return redact(value) != value
     if isinstance(value, dict):
-        return any(holds_credentials(v) for v in value.values())
+        return any((key in SECRET_KEYS and bool(v)) or holds_credentials(v) for key, v in value.items())
     if isinstance(value, list):
         return any(holds_credentials(v) for v in value)
     return False

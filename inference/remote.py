@@ -97,7 +97,7 @@ class _Client:
             self.client = module.InferenceServerClient(spec.address, connection_timeout=timeout_s,
                                                        network_timeout=timeout_s, **tls)
         if auth.headers:
-            self.client.register_plugin(HeaderPlugin(auth.headers))
+            self.client.register_plugin(HeaderPlugin(auth.headers_for(spec.protocol)))
         self._lock = threading.Lock() if spec.protocol == "http" else None
 
     def model_description(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -170,8 +170,9 @@ class RemoteClassifier:
         if hint is not None:
             return ModelError(f"{spec}: {hint} ({reason})")
         if not self._client.live():
+            tls = ", and model.remote_ca/remote_cert/remote_key (a server may close TLS connections it refuses)"
             return ServerUnreachable(f"{spec}: the server does not answer ({reason}); check the address and that "
-                                     "the server is up")
+                                     f"the server is up{tls if spec.tls else ''}")
         return ModelError(f"{spec}: the server does not describe the model ({reason}); check the address, the model "
                           "name, and that the server is up")
 

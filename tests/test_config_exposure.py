@@ -10,6 +10,7 @@ from config.loader import load_config
 CAMERA_WITH_PASSWORD = '[[cameras]]\nid = "cam0"\nsource = "rtsp://admin:hunter2@10.0.0.5/stream"\n'
 CAMERA_WITH_TOKEN = '[[cameras]]\nid = "cam0"\nsource = "rtsp://10.0.0.5/stream?token=abc123"\n'
 PLAIN_CAMERA = '[[cameras]]\nid = "cam0"\nsource = "usb:0"\n'
+REMOTE_TOKEN = PLAIN_CAMERA + '[model]\nspec = "triton:grpcs://10.0.0.9:8001/m"\nremote_token = "hunter2"\n'
 
 
 def write_config(tmp_path, text: str, mode: int):
@@ -19,7 +20,7 @@ def write_config(tmp_path, text: str, mode: int):
     return path
 
 
-@pytest.mark.parametrize("text", [CAMERA_WITH_PASSWORD, CAMERA_WITH_TOKEN])
+@pytest.mark.parametrize("text", [CAMERA_WITH_PASSWORD, CAMERA_WITH_TOKEN, REMOTE_TOKEN])
 def test_world_readable_config_with_credentials_warns_with_the_chmod(tmp_path, caplog, text):
     path = write_config(tmp_path, text, 0o644)
     with caplog.at_level(logging.WARNING, logger="config.loader"):
