@@ -24,13 +24,17 @@ from tests.triton_fixture import (
 
 pytest.importorskip("tritonclient.grpc")
 
+SLOW_SERVER_S = 0.6
+"""How long the "slow" model takes per execution: longer than the test's call timeout."""
+
 
 @pytest.fixture(scope="module")
 def triton(tiny_bundle, tmp_path_factory):
     require_triton()
     repository = tmp_path_factory.mktemp("triton-repo")
-    folder = export_triton(load_bundle(tiny_bundle).to_classifier(), repository, "tiny")
-    served_by_python_backend(folder)
+    classifier = load_bundle(tiny_bundle).to_classifier()
+    served_by_python_backend(export_triton(classifier, repository, "tiny"))
+    served_by_python_backend(export_triton(classifier, repository, "slow"), delay_s=SLOW_SERVER_S)
     server = TritonServer(repository, tmp_path_factory.mktemp("triton-scratch"))
     yield server
     server.stop()
@@ -122,6 +126,22 @@ def test_a_fallback_serves_while_the_server_is_down_and_hands_back(triton):
     models = [r["model"] for r in results(subscriber)]
     assert models[0] == remote.model_id and "local-fallback" in models and models[-1] == remote.model_id
     assert not link.is_alive()
+
+
+def test_a_slow_server_costs_counted_timeouts_and_rejections_but_never_capture(triton):
+    """Every call bounded by model.remote_timeout_ms: the lanes give up, the frames are counted as dropped, the
+    model is unavailable, the cameras keep their pace and the pipeline still stops at once."""
+    slow = load_classifier(ModelConfig(spec=f"triton:grpc://127.0.0.1:{triton.grpc_port}/slow", remote_timeout_ms=300))
+    with streaming(slow) as (pipeline, subscriber):
+        started = time.monotonic()
+        subscriber.collect_until(lambda _m: pipeline.stats.failed_batches >= 6 and model_state(subscriber) == "unavailable", 20)
+        seconds = time.monotonic() - started
+        captured = [status.snapshot().captured for status in pipeline.statuses]
+    assert pipeline.stats.failed_batches >= 6 and model_state(subscriber) == "unavailable"
+    assert any(word in pipeline.stats.last_error.lower() for word in ("deadline", "timeout", "exceeded", "rejected"))
+    assert heartbeat_dropped(subscriber) > 0
+    assert min(captured) >= 0.5 * 30 * seconds, f"capture slowed down: {captured} frames in {seconds:.1f} s"
+    assert pipeline.stopped_in < 2.0
 
 
 def results(subscriber, model: str = "") -> list[dict]:

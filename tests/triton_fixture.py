@@ -14,7 +14,9 @@ from typing import Sequence
 import pytest
 
 TRITON_VENV = Path(os.environ.get("STREAMREC_TRITON_VENV", Path.home() / ".cache/streamrec/triton-venv"))
-PYTHON_MODEL = '''import numpy as np
+PYTHON_MODEL = '''import time
+
+import numpy as np
 import onnxruntime
 import triton_python_backend_utils as pb_utils
 
@@ -26,6 +28,7 @@ class TritonPythonModel:
 
     def execute(self, requests):
         responses = []
+        time.sleep(DELAY_S)
         for request in requests:
             crops = pb_utils.get_input_tensor_by_name(request, "input").as_numpy()
             logits = self.session.run(["logits"], {"input": crops})[0].astype(np.float32)
@@ -40,11 +43,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def served_by_python_backend(model_folder: Path) -> None:
-    """Turn an exported ONNX model folder into one Triton's Python backend runs (same model.onnx, same config)."""
+def served_by_python_backend(model_folder: Path, delay_s: float = 0.0) -> None:
+    """Turn an exported ONNX model folder into one Triton's Python backend runs (same model.onnx, same config);
+    `delay_s` makes every execution that much slower (a busy or overloaded server)."""
     config = model_folder / "config.pbtxt"
     config.write_text(config.read_text().replace('platform: "onnxruntime_onnx"', 'backend: "python"'))
-    (model_folder / "1" / "model.py").write_text(PYTHON_MODEL)
+    (model_folder / "1" / "model.py").write_text(PYTHON_MODEL.replace("DELAY_S", repr(delay_s)))
 
 
 class TritonServer:
@@ -105,6 +109,17 @@ class TritonServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+def serve_exported(classifier, name: str, folder: Path) -> TritonServer:
+    """`classifier` exported by `export_triton` as `name` under `folder`, served on loopback (skips the test when
+    there is no Triton server)."""
+    from inference.triton_export import export_triton
+
+    require_triton()
+    repository = folder / "repository"
+    served_by_python_backend(export_triton(classifier, repository, name))
+    return TritonServer(repository, folder)
 
 
 def require_triton() -> None:
