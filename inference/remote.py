@@ -77,8 +77,8 @@ def parse_remote_spec(spec: str) -> RemoteSpec:
 
 
 class _Client:
-    """The protocol's tritonclient module and one client; calls are serialized for HTTP (its client is not
-    thread-safe), concurrent for gRPC."""
+    """The protocol's tritonclient module and its client: one for gRPC (its calls run concurrently), one per thread
+    for HTTP (its client is not thread-safe), so `model.remote_inflight` calls run at once either way."""
 
     def __init__(self, spec: RemoteSpec, timeout_s: float, auth: RemoteAuth = RemoteAuth()) -> None:
         try:
@@ -88,17 +88,31 @@ class _Client:
                 import tritonclient.http as module
         except ImportError:
             raise ModelError("a triton: model needs tritonclient: pip install 'streamrec[remote]'") from None
-        self.module, self.spec, self.timeout_s = module, spec, timeout_s
+        self.module, self.spec, self.timeout_s, self._auth = module, spec, timeout_s, auth
+        self._shared = self._new_client() if spec.protocol == "grpc" else None
+        self._per_thread = threading.local()
+
+    @property
+    def client(self) -> Any:
+        """The client for the calling thread."""
+        if self._shared is not None:
+            return self._shared
+        if getattr(self._per_thread, "client", None) is None:
+            self._per_thread.client = self._new_client()
+        return self._per_thread.client
+
+    def _new_client(self) -> Any:
+        auth, spec, timeout_s = self._auth, self.spec, self.timeout_s
         if spec.protocol == "grpc":
             tls = auth.grpc_options() if spec.tls else {}
-            self.client = module.InferenceServerClient(spec.address, channel_args=GRPC_CHANNEL_ARGS, **tls)
+            client = self.module.InferenceServerClient(spec.address, channel_args=GRPC_CHANNEL_ARGS, **tls)
         else:
             tls = auth.http_options() if spec.tls else {}
-            self.client = module.InferenceServerClient(spec.address, connection_timeout=timeout_s,
+            client = self.module.InferenceServerClient(spec.address, connection_timeout=timeout_s,
                                                        network_timeout=timeout_s, **tls)
         if auth.headers:
-            self.client.register_plugin(HeaderPlugin(auth.headers_for(spec.protocol)))
-        self._lock = threading.Lock() if spec.protocol == "http" else None
+            client.register_plugin(HeaderPlugin(auth.headers_for(spec.protocol)))
+        return client
 
     def model_description(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(metadata, config) as plain dicts."""
@@ -130,11 +144,10 @@ class _Client:
         request = self.module.InferInput(input_name, list(array.shape), datatype)
         request.set_data_from_numpy(array)
         outputs = [self.module.InferRequestedOutput(output_name)]
-        if self._lock is None:
+        if self.spec.protocol == "grpc":
             result = self.client.infer(self.spec.model, [request], outputs=outputs, client_timeout=self.timeout_s)
         else:
-            with self._lock:
-                result = self.client.infer(self.spec.model, [request], outputs=outputs)
+            result = self.client.infer(self.spec.model, [request], outputs=outputs)
         return result.as_numpy(output_name)
 
 

@@ -59,6 +59,21 @@ def test_the_served_model_gives_the_local_models_top1_from_uint8_crops(triton, t
     assert remote.predict(floats[:3]).argmax(1).tolist() == expected[:3].tolist()
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_calls_from_several_lanes_at_once_each_get_their_own_answer(triton, tiny_bundle, protocol):
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = triton.grpc_port if protocol == "grpc" else triton.http_port
+    remote = load_classifier(ModelConfig(spec=f"triton:{protocol}://127.0.0.1:{port}/tiny"))
+    images = frames()
+    crops = BatchPreprocessor(remote.input_spec, len(images), rgb_uint8=True)(images).clone()
+    expected = remote.predict(crops).argmax(1)
+    batches = [(start, crops[start:start + 3]) for start in range(0, len(images), 3)] * 3
+    with ThreadPoolExecutor(3) as lanes:
+        answers = list(lanes.map(lambda item: (item[0], remote.predict(item[1]).argmax(1)), batches))
+    assert all(answer.tolist() == expected[start:start + len(answer)].tolist() for start, answer in answers)
+
+
 def test_a_wrong_model_name_or_a_dead_address_is_a_clear_model_error(triton):
     with pytest.raises(ModelError, match="does not describe the model"):
         load_classifier(ModelConfig(spec=f"triton:grpc://127.0.0.1:{triton.grpc_port}/nosuchmodel"))
