@@ -42,6 +42,16 @@ def _count_or_auto(text: str) -> int:
     return value
 
 
+def _remote_spec(text: str) -> str:
+    from inference.remote import parse_remote_spec
+
+    try:
+        parse_remote_spec(text)
+    except ModelError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _add_run_parser(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run the recognizer on the configured cameras")
     run.add_argument("--config", type=Path, help="TOML config file (default: the packaged config/default.toml)")
@@ -105,6 +115,9 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--threads", type=_count_or_auto, default=0, metavar="N", help="model threads in all (default: the CPUs)")
     bench.add_argument("--lanes", type=_count_or_auto, default=0, metavar="N",
                        help="batches the model runs at once (default: one per thread); compare 1 with the default")
+    bench.add_argument("--remote", type=_remote_spec, metavar="SPEC",
+                       help="also measure a served model, triton:grpc://HOST:PORT/MODEL: one kiosk in this process and "
+                            "three `streamrec run` kiosks on the same server (exit 78 when it cannot be reached)")
     bench.set_defaults(handler=_cmd_bench)
 
 
@@ -266,7 +279,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from stream.tools.bench.run import BenchPlan, run_bench
 
     setup_logging("WARNING")
-    run_bench(BenchPlan(quick=args.quick, threads=args.threads, lanes=args.lanes), args.json)
+    result = run_bench(BenchPlan(quick=args.quick, threads=args.threads, lanes=args.lanes, remote=args.remote), args.json)
+    if "error" in result.get("remote", {}):
+        print(f"streamrec bench: the remote rows were not measured: {result['remote']['error']}", file=sys.stderr)
+        return exit_codes.CONFIG
     return exit_codes.OK
 
 

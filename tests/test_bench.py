@@ -63,3 +63,111 @@ def test_the_bench_subscriber_reads_the_latency_the_wire_encoder_writes(latency_
 
     _topic, payload = WireEncoder("boot").result(sample_result(), latency_ms, stale=False)
     assert float(LATENCY_FIELD.search(payload).group(1)) == json.loads(payload)["latency_ms"]
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tmp_path_factory):
+    from tests.fakes import tiny_classifier
+    from tests.triton_fixture import serve_exported
+
+    pytest.importorskip("tritonclient.grpc")
+    server = serve_exported(tiny_classifier(), "tiny", tmp_path_factory.mktemp("bench-triton"))
+    yield server
+    server.stop()
+
+
+def test_remote_one_kiosk_row_measures_two_cameras_and_the_client_cpu(tiny_server):
+    from stream.tools.bench.remote import connect, one_kiosk_row
+    from stream.tools.bench.run import camera_frames
+
+    row = one_kiosk_row(connect(f"triton:grpc://127.0.0.1:{tiny_server.grpc_port}/tiny"), camera_frames(8), 1.0)
+    assert row["cameras"] == 2 and row["paced_fps"] == 30.0 and row["inflight"] >= 1
+    assert 10 < row["results_per_s"] < 66  # two cameras at 30 fps
+    assert 0 < row["latency_ms_p50"] <= row["latency_ms_p99"] and row["model_call_ms_mean"] > 0
+    assert 0 < row["preprocess_cpu_ms_per_frame"] < row["cpu_ms_per_frame"]
+    assert row["cpu_ms_per_frame_beyond_preprocessing"] == pytest.approx(
+        row["cpu_ms_per_frame"] - row["preprocess_cpu_ms_per_frame"], abs=0.002)
+    assert row["cpu_ms_per_frame_by_thread"]["preprocess"] > 0
+
+
+def test_a_kiosk_tally_counts_frames_missing_beyond_its_counted_drops_as_lost():
+    from stream.tools.bench.kiosks import CameraTally
+
+    tally = CameraTally()
+    tally.heartbeat(classified=0, dropped=0)  # seen before the first result: every frame from 1 on counts
+    for seq in (1, 2, 4, 3, 7, 8):
+        tally.result(seq)
+    tally.heartbeat(classified=5, dropped=2)
+    assert (tally.from_start, tally.results, tally.out_of_order) == (True, 5, 1)
+    assert (tally.missing, tally.dropped, tally.lost) == (3, 2, 1)
+
+
+def test_a_kiosk_tally_joined_late_counts_from_its_first_result():
+    from stream.tools.bench.kiosks import CameraTally
+
+    tally = CameraTally()
+    tally.heartbeat(classified=10, dropped=4)
+    for seq in (12, 13, 15):
+        tally.result(seq)
+    tally.heartbeat(classified=13, dropped=5)
+    assert (tally.from_start, tally.missing, tally.dropped, tally.lost) == (False, 1, 1, 0)
+
+
+def _remote_result(one_kiosk: dict, kiosks: list) -> dict:
+    return {"raw": [], "pipeline": [], "best": {"backend": "torch", "precision": "fp32"}, "baseline": {"img_per_s": 1.0},
+            "agreement": [], "remote": {"spec": "triton:grpc://h:1/m", "model": "m", "one_kiosk": one_kiosk, "kiosks": kiosks}}
+
+
+def test_remote_goals_are_judged_only_with_remote_rows():
+    from stream.tools.bench.goals import goals
+
+    local = _remote_result({}, [])
+    del local["remote"]
+    assert not any(name.startswith("remote") for name in goals(local))
+    one = {"cpu_ms_per_frame_beyond_preprocessing": 0.4, "latency_ms_p99": 42.0, "model_call_ms_mean": 3.0}
+    kiosks = [{"out_of_order": 0, "lost": 0}, {"out_of_order": 0, "lost": 2}]
+    found = goals(_remote_result(one, kiosks))
+    assert [found[name]["met"] for name in ("remote_client_cpu_per_frame", "remote_two_cameras_p99",
+                                            "remote_kiosks_in_order", "remote_kiosks_nothing_lost")] == [True, True, True, False]
+    assert found["remote_kiosks_nothing_lost"]["value"] == 2
+
+
+def test_the_remote_latency_goal_is_not_judged_when_the_server_is_slower_than_its_premise():
+    from stream.tools.bench.goals import goals
+
+    one = {"cpu_ms_per_frame_beyond_preprocessing": 0.4, "latency_ms_p99": 240.0, "model_call_ms_mean": 55.0}
+    goal = goals(_remote_result(one, []))["remote_two_cameras_p99"]
+    assert goal["met"] is None and "55.0 ms" in goal["note"]
+
+
+def test_an_unreachable_server_leaves_the_remote_goals_unmeasured_and_the_report_says_why():
+    import io
+
+    from stream.tools.bench.goals import remote_goals
+    from stream.tools.bench.report import _remote
+
+    section = {"spec": "triton:grpc://127.0.0.1:9/m", "error": "the server does not answer"}
+    assert all(goal["met"] is None for goal in remote_goals(section).values())
+    out = io.StringIO()
+    _remote(out, section)
+    assert "triton:grpc://127.0.0.1:9/m: not measured: the server does not answer" in out.getvalue()
+
+
+def test_bench_refuses_a_malformed_remote_spec():
+    done = run_cli("bench", "--quick", "--remote", "triton:tiny")
+    assert done.returncode == 2 and "triton:grpc://HOST:PORT/MODEL" in done.stderr
+
+
+@pytest.mark.slow
+def test_bench_with_an_unreachable_remote_still_measures_the_local_rows_and_exits_78(tmp_path):
+    from tests.triton_fixture import free_port
+
+    pytest.importorskip("tritonclient.grpc")
+    out = tmp_path / "bench.json"
+    done = run_cli("bench", "--quick", "--json", str(out), "--remote", f"triton:grpc://127.0.0.1:{free_port()}/tiny",
+                   timeout=900)
+    assert done.returncode == 78, done.stderr[-3000:]
+    assert "the remote rows were not measured" in done.stderr and "server is up" in done.stderr
+    result = json.loads(out.read_text())
+    assert result["raw"] and result["pipeline"] and set(result["remote"]) == {"spec", "error"}
+    assert result["goals"]["remote_kiosks_in_order"]["met"] is None

@@ -14,7 +14,7 @@ def _table(out: TextIO, title: str, header: list[str], rows: list[list[Any]]) ->
 
 
 def print_table(result: dict[str, Any], out: TextIO) -> None:
-    """Machine, raw, pipeline, baseline, agreement, static scene, start-up and goals."""
+    """Machine, raw, pipeline, baseline, agreement, static scene, start-up, remote (with --remote) and goals."""
     machine = result["machine"]
     out.write(f"{machine['cpu']}, {machine['cores']} cores, {machine.get('lanes', 1)} model lane(s) of "
               f"{machine.get('threads_per_lane', machine['threads'])} thread(s), "
@@ -41,6 +41,33 @@ def print_table(result: dict[str, Any], out: TextIO) -> None:
                       f"{path['runs_on']} from {path['takeover_s']} s; warm → first result {path['warm_first_s']} s\n")
     for skipped in result.get("skipped", []):
         out.write(f"skipped {skipped['backend']} {skipped['precision']}: {skipped['reason']}\n")
+    if "remote" in result:
+        _remote(out, result["remote"])
     _table(out, "goals", ["goal", "measured", "target", "met"],
-           [[name, goal["value"], goal["target"], {True: "yes", False: "NO", None: "not measured"}[goal["met"]]]
+           [[name, goal["value"], goal["target"],
+             {True: "yes", False: "NO", None: goal.get("note", "not measured")}[goal["met"]]]
             for name, goal in result["goals"].items()])
+
+
+def _remote(out: TextIO, remote: dict[str, Any]) -> None:
+    one = remote.get("one_kiosk")
+    if one:
+        _table(out, f"remote {remote['spec']} (model {remote['model']}): one kiosk in this process, "
+                    f"{one['cameras']} cameras at {one['paced_fps']:.0f} fps",
+               ["results/s", "p50 ms", "p99 ms", "drops", "model call ms", "frames/call", "client CPU ms/frame",
+                "preprocessing", "beyond preprocessing", "same pipeline, no model"],
+               [[one["results_per_s"], one["latency_ms_p50"], one["latency_ms_p99"], f"{one['drop_rate']:.1%}",
+                 one["model_call_ms_mean"], one["frames_per_call"], one["cpu_ms_per_frame"],
+                 one["preprocess_cpu_ms_per_frame"], one["cpu_ms_per_frame_beyond_preprocessing"],
+                 one["cpu_ms_per_frame_without_model"]]])
+        threads = one.get("cpu_ms_per_frame_by_thread") or {}
+        out.write("client CPU ms/frame by thread: " + ", ".join(f"{name} {ms}" for name, ms in threads.items()) + "\n")
+    if remote.get("kiosks"):
+        _table(out, f"remote: {len(remote['kiosks'])} kiosks (`streamrec run` processes) on the same server",
+               ["kiosk", "cameras", "results/s", "p50 ms", "p99 ms", "out of order", "missing", "dropped", "lost",
+                "exit", "stop s"],
+               [[k["kiosk"], k["cameras"], k["results_per_s"], k["latency_ms_p50"], k["latency_ms_p99"],
+                 k["out_of_order"], k["missing"], k["dropped"], k["lost"], k["exit_code"], k["stop_s"]]
+                for k in remote["kiosks"]])
+    if remote.get("error"):
+        out.write(f"\nremote {remote['spec']}: not measured: {remote['error']}\n")

@@ -22,6 +22,7 @@ from inference.errors import ModelError
 from inference.imagenet import MODEL_ID, imagenet_labels, load_imagenet_resnet18
 from inference.model import Classifier, TorchClassifier
 from inference.preprocess import InputSpec
+from inference.remote import RemoteClassifier
 from inference.threads import configure_torch_threads, plan_threads
 from stream.service.calibration import rendered_frames
 from stream.tools.bench.agreement import agreement_rows
@@ -29,6 +30,7 @@ from stream.tools.bench.goals import goals
 from stream.tools.bench.machine import machine_info
 from stream.tools.bench.measure import baseline_row, raw_row
 from stream.tools.bench.pipeline_run import pipeline_row
+from stream.tools.bench.remote import connect, remote_section, unreachable_section
 from stream.tools.bench.report import print_table
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ class BenchPlan:
     """Model threads in all (0 = the CPUs this process may use), as `model.threads`."""
     lanes: int = 0
     """Model lanes (0 = one per thread), as `model.lanes`."""
+    remote: Optional[str] = None
+    """A served model (`triton:grpc://HOST:PORT/MODEL`) to measure beside the local rows."""
 
     @property
     def raw_seconds(self) -> float:
@@ -66,6 +70,10 @@ class BenchPlan:
     @property
     def camera_counts(self) -> tuple[int, ...]:
         return (1, 2) if self.quick else (1, 2, 4)
+
+    @property
+    def kiosk_seconds(self) -> float:
+        return 4.0 if self.quick else 10.0
 
 
 def speed_model() -> tuple[TorchClassifier, str]:
@@ -173,6 +181,7 @@ class Bench:
     def run(self) -> dict[str, Any]:
         """Everything, as the JSON object of DESIGN.md (plus static-scene CPU, start-up and goals)."""
         result: dict[str, Any] = {"machine": machine_info(self.thread_plan), "model": self.model_name, "quick": self.plan.quick}
+        remote = self.connect_remote(result)
         result["raw"] = self.raw()
         result["baseline"] = baseline_row(self.model.module, self.frames, self.plan.raw_seconds * 2)
         self._say(f"baseline (PIL + eager fp32, one frame at a time): {result['baseline']['img_per_s']:.1f} img/s")
@@ -183,10 +192,25 @@ class Bench:
         result["agreement"] = self.agreement()
         result["static_scene"] = self.static_scene(best)
         result["startup"] = {} if self.plan.quick else self.startup()
+        if remote is not None:
+            result["remote"] = remote_section(remote, self.frames, self.plan.pipeline_seconds, self.plan.kiosk_seconds,
+                                              self._say)
         result["best"] = {"backend": best.backend, "precision": best.precision}
         result["skipped"] = self.skipped
         result["goals"] = goals(result)
         return result
+
+    def connect_remote(self, result: dict[str, Any]) -> Optional[RemoteClassifier]:
+        """The served model of --remote, reached before the local rows so a wrong address shows at once (then the
+        `remote` section holds the error and the local rows still run)."""
+        if not self.plan.remote:
+            return None
+        try:
+            return connect(self.plan.remote)
+        except ModelError as exc:
+            self._say(f"remote {self.plan.remote}: {exc}; the remote rows are not measured")
+            result["remote"] = unreachable_section(self.plan.remote, exc)
+            return None
 
     def best_choice(self, raw: list[dict[str, Any]], backend: Optional[str] = None) -> Choice:
         """The fastest path at batch 8, of `backend` or of all (int8 and bf16 are only fast paths when they agree
