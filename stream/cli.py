@@ -127,7 +127,10 @@ def _add_finetune_parser(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("--out", type=Path, required=True, metavar="BUNDLE", help="bundle file to write")
     tune.add_argument("--val", type=Path, metavar="DIR", help="validation images (same classes); default: split off --val-fraction")
     tune.add_argument("--val-fraction", type=float, default=0.15, help="share of each class held out for validation (0.15)")
-    tune.add_argument("--input-size", type=int, default=224, help="square input size in pixels (224)")
+    tune.add_argument("--input-size", type=int, default=None,
+                      help="square input size in pixels (224 from ImageNet weights, 160 from scratch)")
+    tune.add_argument("--min-steps", type=int, default=200,
+                      help="optimizer steps a small set trains for at least, with no early stop before (200)")
     tune.add_argument("--epochs", type=int, default=10, help="most epochs (10); stops early when validation stops improving")
     tune.add_argument("--patience", type=int, default=3, help="epochs without improvement before stopping (3)")
     tune.add_argument("--batch-size", type=int, default=32)
@@ -287,17 +290,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from inference.preprocess import InputSpec
     from inference.training.dataset import DatasetError
     from inference.training.trainer import TrainConfig
     from stream.tools.finetune import FinetuneRequest, run_finetune
 
     setup_logging("INFO")
-    if not 32 <= args.input_size <= 1024 or args.epochs < 1 or not 0 < args.val_fraction < 1:
-        return _fail(exit_codes.USAGE, "--input-size must be 32..1024, --epochs at least 1, --val-fraction between 0 and 1")
-    train = TrainConfig(input=InputSpec.for_crop(args.input_size), epochs=args.epochs, batch_size=args.batch_size,
-                        freeze=args.freeze, patience=args.patience, seed=args.seed)
-    request = FinetuneRequest(args.data_dir, args.out, train, args.val, args.val_fraction, args.weights, args.name, args.lr)
+    size_ok = args.input_size is None or 32 <= args.input_size <= 1024
+    if not size_ok or args.epochs < 1 or args.min_steps < 0 or not 0 < args.val_fraction < 1:
+        return _fail(exit_codes.USAGE, "--input-size must be 32..1024, --epochs at least 1, --min-steps at least 0, "
+                     "--val-fraction between 0 and 1")
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, freeze=args.freeze, patience=args.patience,
+                        min_steps=args.min_steps, seed=args.seed)
+    request = FinetuneRequest(args.data_dir, args.out, train, args.val, args.val_fraction, args.weights, args.name, args.lr,
+                              args.input_size)
     try:
         run_finetune(request)
     except DatasetError as exc:

@@ -119,7 +119,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
     spec = InputSpec.for_crop(TINY_INPUT)
     images, labels, classes = render_catalog(60, seed=1, out_size=spec.resize, workers=1)
     val_images, val_labels, _ = render_catalog(10, seed=2, out_size=spec.resize, workers=1)
-    config = TrainConfig(input=spec, epochs=8, batch_size=32, learning_rate=3e-3, patience=99)
+    config = TrainConfig(input=spec, epochs=8, batch_size=32, learning_rate=3e-3, patience=99, min_steps=0)
     bundle = train_bundle(ImageDataset(images, labels, classes), ImageDataset(val_images, val_labels, classes), config,
                           "tiny-test", (None, "none (test)"), {"generator": "test"})
     return save_bundle(bundle, tmp_path_factory.mktemp("bundle") / "tiny.bundle")

@@ -31,7 +31,8 @@ def write_dataset(root: Path, per_class: int, seed: int) -> Path:
 
 
 def finetune_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["finetune", str(data), "--out", str(out), "--input-size", "48", "--epochs", "4", "--batch-size", "16", *extra]
+    return ["finetune", str(data), "--out", str(out), "--input-size", "48", "--epochs", "4", "--batch-size", "16",
+            "--min-steps", "60", *extra]
 
 
 def test_finetune_writes_a_bundle_that_classifies_above_chance(tmp_path, empty_torch_home):

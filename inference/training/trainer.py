@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import time
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 
 FREEZE_ORDER = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
 FREEZE_CHOICES = ("auto", "none", "stem", "layer1", "layer2", "layer3")
+SMALL_SET_IMAGES = 1000
+"""Training sets up to this size get the small-set treatment of batch norm (BatchNormPolicy)."""
+MIN_STEPS_PER_EPOCH = 20
+"""A small set goes over its pictures several times per epoch, so validation runs every 20 steps or more."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class TrainConfig:
     freeze: str = "auto"
     """Layers kept fixed: none, stem, layer1…layer3; auto = layer1 with ImageNet weights, none from scratch."""
     patience: int = 3
+    min_steps: int = 200
+    """Optimizer steps a small set trains for at least (more epochs when it has few images); no early stop before."""
     max_seconds: Optional[float] = None
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -64,6 +71,8 @@ class TrainingOutcome:
     frozen: tuple[str, ...]
     stopped_early: bool
     per_class_accuracy: dict[str, float]
+    confusion: list[list[int]] = field(default_factory=list)
+    """Validation pictures of class i (row) predicted as class j (column), for the best epoch."""
 
 
 ProgressCallback = Callable[[str, int, int, dict[str, float]], None]
@@ -104,20 +113,46 @@ def finetune(train: ImageDataset, val: ImageDataset, config: TrainConfig,
             parameter.requires_grad_(False)
     bf16 = has_fast_bf16()
     model = model.to(memory_format=torch.channels_last)
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    passes = max(1, math.ceil(MIN_STEPS_PER_EPOCH / math.ceil(len(train) / config.batch_size)))
+    steps_per_epoch = passes * math.ceil(len(train) / config.batch_size)
+    needed = math.ceil(config.min_steps / steps_per_epoch)
+    if needed > config.epochs or passes > 1:
+        log.info("small set: %d epochs of %d steps (%d passes over the pictures each) instead of %d epochs, so training "
+                 "takes at least %d steps", max(needed, config.epochs), steps_per_epoch, passes, config.epochs,
+                 config.min_steps)
+        config = dataclasses.replace(config, epochs=max(needed, config.epochs))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=config.epochs * steps_per_epoch,
                                                    pct_start=0.25)
-    loop = _Loop(model, frozen, optimizer, schedule, config, bf16, progress, on_epoch)
+    norms = BatchNormPolicy.for_set(len(train), base_state is not None)
+    loop = _Loop(model, frozen, optimizer, schedule, config, bf16, progress, on_epoch, norms, needed, passes)
     return loop.run(train, val)
+
+
+@dataclass(frozen=True)
+class BatchNormPolicy:
+    """How batch-norm statistics are kept on a small set, so evaluation sees what training did: frozen at their
+    ImageNet values, or (from scratch) recomputed over the training pictures before every validation. A few dozen
+    steps of running averages are far from the real statistics: validation loss blew up to 49 without this."""
+
+    frozen: bool = False
+    recompute: bool = False
+
+    @staticmethod
+    def for_set(images: int, pretrained: bool) -> "BatchNormPolicy":
+        if images > SMALL_SET_IMAGES:
+            return BatchNormPolicy()
+        return BatchNormPolicy(frozen=True) if pretrained else BatchNormPolicy(recompute=True)
 
 
 class _Loop:
     """Epochs of training and validation with early stopping and a time budget."""
 
-    def __init__(self, model, frozen, optimizer, schedule, config: TrainConfig, bf16: bool, progress, on_epoch) -> None:
+    def __init__(self, model, frozen, optimizer, schedule, config: TrainConfig, bf16: bool, progress, on_epoch,
+                 norms: BatchNormPolicy = BatchNormPolicy(), min_epochs: int = 1, passes: int = 1) -> None:
         self.model, self.frozen, self.optimizer, self.schedule = model, frozen, optimizer, schedule
+        self.norms, self.min_epochs, self.passes = norms, min_epochs, passes
         self.config, self.bf16, self.progress, self.on_epoch = config, bf16, progress, on_epoch
         self.rng = np.random.default_rng(config.seed)
         self.loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -130,6 +165,8 @@ class _Loop:
         for epoch in range(1, self.config.epochs + 1):
             epoch_start = time.monotonic()
             train_loss, train_acc = self._train_epoch(train, epoch)
+            if self.norms.recompute:
+                recompute_batch_norm(self.model, train, self.config.input, self.bf16)
             val_loss, val_acc, per_class = self.evaluate(val, epoch)
             report = EpochReport(epoch, train_loss, train_acc, val_loss, val_acc, time.monotonic() - epoch_start)
             history.append(report)
@@ -139,7 +176,7 @@ class _Loop:
                 best, best_state, best_per_class, stale_epochs = report, copy.deepcopy(self.model.state_dict()), per_class, 0
             else:
                 stale_epochs += 1
-            if stale_epochs >= self.config.patience:
+            if stale_epochs >= self.config.patience and epoch >= self.min_epochs:
                 log.info("validation accuracy has not improved for %d epochs: stopping early", stale_epochs)
                 stopped_early = True
                 break
@@ -149,13 +186,21 @@ class _Loop:
                 break
         assert best is not None and best_state is not None
         state = {k: v.contiguous() for k, v in best_state.items()}
-        return TrainingOutcome(state, best, history, self.frozen, stopped_early, best_per_class)
+        self.model.load_state_dict(best_state)
+        logits, labels = predict_dataset(self.model, val, self.config.input, self.bf16)
+        confusion = np.zeros((len(val.classes), len(val.classes)), np.int64)
+        np.add.at(confusion, (labels.numpy(), logits.argmax(1).numpy()), 1)
+        return TrainingOutcome(state, best, history, self.frozen, stopped_early, best_per_class, confusion.tolist())
 
     def _train_epoch(self, data: ImageDataset, epoch: int) -> tuple[float, float]:
         self.model.train()
         for name in self.frozen:
             getattr(self.model, name).eval()  # frozen BatchNorm keeps its statistics
-        order = self.rng.permutation(len(data))
+        if self.norms.frozen:
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.eval()
+        order = np.concatenate([self.rng.permutation(len(data)) for _ in range(self.passes)])
         batches = [order[i:i + self.config.batch_size] for i in range(0, len(order), self.config.batch_size)]
         loss_sum, correct, seen = 0.0, 0, 0
         for number, indices in enumerate(batches, 1):
@@ -187,6 +232,26 @@ class _Loop:
             for index, name in enumerate(data.classes)
         }
         return loss, float(hits.mean()), per_class
+
+
+def recompute_batch_norm(model: torch.nn.Module, data: ImageDataset, spec: InputSpec, bf16: bool,
+                         batch_size: int = 32) -> None:
+    """Set every batch-norm layer's running statistics to their average over the training pictures' centre crops
+    (what inference sees), the weights untouched."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for module in norms:
+        module.reset_running_stats()
+        module.momentum = None  # a cumulative average over the whole pass
+    model.train()
+    margin = int(round((data.images.shape[1] - spec.crop) / 2.0))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for start in range(0, len(data), batch_size):
+            crops = data.images[start:start + batch_size, margin:margin + spec.crop, margin:margin + spec.crop]
+            model(normalize_crops(crops, spec).contiguous(memory_format=torch.channels_last))
+    for module, momentum in zip(norms, momenta):
+        module.momentum = momentum
+    model.eval()
 
 
 def predict_dataset(model: torch.nn.Module, data: ImageDataset, spec: InputSpec, bf16: bool = False,

@@ -16,15 +16,23 @@ import torch
 from inference.bundle import Bundle, model_id_for, save_bundle
 from inference.errors import ModelError, WeightsNotFound
 from inference.imagenet import load_state_dict
+from inference.preprocess import InputSpec
 from inference.training.dataset import ImageDataset, load_image_folder, stratified_split
 from inference.training.hardware import has_fast_bf16
-from inference.training.trainer import EpochReport, TrainConfig, TrainingOutcome, finetune
+from inference.training.trainer import (
+    EpochReport,
+    TrainConfig,
+    TrainingOutcome,
+    finetune,
+)
 from inference.weights import resolve_resnet18_weights
+from stream.tools.finetune_verdict import verdict
 from stream.tools.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
 STREAMREC_VERSION = "0.1.0"
+PRETRAINED_INPUT, SCRATCH_INPUT = 224, 160
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,8 @@ class FinetuneRequest:
     name: Optional[str] = None
     learning_rate: Optional[float] = None
     """None: 1e-3 when starting from ImageNet weights, 2e-3 from scratch."""
+    input_size: Optional[int] = None
+    """None: 224 px from ImageNet weights, 160 px from scratch (measured: as accurate on small sets, twice as fast)."""
 
 
 class TrainingProgress:
@@ -114,6 +124,7 @@ def _metrics(outcome: TrainingOutcome) -> dict[str, Any]:
         "epochs_run": len(outcome.history),
         "stopped_early": outcome.stopped_early,
         "per_class_top1": {k: round(v, 4) for k, v in outcome.per_class_accuracy.items()},
+        "confusion": outcome.confusion,
         "history": [{k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(r).items()} for r in outcome.history],
     }
 
@@ -133,7 +144,11 @@ def dataset_summary(root: Path, train: ImageDataset, val: ImageDataset, val_root
 
 def run_finetune(request: FinetuneRequest, progress: Optional[TrainingProgress] = None) -> Bundle:
     """Load the data, train, and write the bundle; DatasetError and ModelError carry the user's fix."""
-    size = request.train.input.resize
+    base = base_weights(request.weights)
+    crop = request.input_size or (PRETRAINED_INPUT if base[0] is not None else SCRATCH_INPUT)
+    config = dataclasses.replace(request.train, input=InputSpec.for_crop(crop),
+                                 learning_rate=request.learning_rate or (1e-3 if base[0] is not None else 2e-3))
+    size = config.input.resize
     bar = ProgressBar("loading images", 1)
     data = load_image_folder(request.data_dir, size, progress=bar.update_total)
     bar.close(f"{len(data)} images, {len(data.classes)} classes" + (f", {data.skipped} unreadable skipped" if data.skipped else ""))
@@ -143,13 +158,18 @@ def run_finetune(request: FinetuneRequest, progress: Optional[TrainingProgress] 
             raise ModelError(f"{request.val_dir}: validation classes {list(val.classes)} differ from training classes {list(train.classes)}")
     else:
         train, val = stratified_split(data, request.val_fraction, request.train.seed)
-    base = base_weights(request.weights)
-    rate = request.learning_rate or (1e-3 if base[0] is not None else 2e-3)
-    config = dataclasses.replace(request.train, learning_rate=rate)
     name = request.name or request.out.stem
     summary = dataset_summary(request.data_dir, train, val, request.val_dir)
     bundle = train_bundle(train, val, config, name, base, summary, progress or TrainingProgress())
     save_bundle(bundle, request.out)
     log.info("wrote %s: validation top-1 %.1f%% (epoch %d)", request.out, bundle.metrics["val_top1"] * 100,
              bundle.metrics["best_epoch"])
+    report_verdict(bundle, train, base[0] is not None)
     return bundle
+
+
+def report_verdict(bundle: Bundle, train: ImageDataset, pretrained: bool) -> None:
+    """Log the per-class verdict; a poor model is a warning that says why and what to do."""
+    judged = verdict(bundle.labels, bundle.metrics["confusion"], train.per_class(), pretrained)
+    for line in judged.lines:
+        (log.warning if judged.poor and line.lstrip().startswith(("warning", "-")) else log.info)("%s", line)
