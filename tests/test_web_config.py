@@ -73,6 +73,7 @@ def test_run_with_a_bad_http_setting_exits_2_naming_the_key(args, key, problem):
 def test_bad_http_table_exits_2_naming_the_key(tmp_path, table, key, problem):
     path = tmp_path / "streamrec.toml"
     path.write_text('[[cameras]]\nid = "cam0"\nsource = "synthetic"\n' + table)
+    path.chmod(0o600)  # a world-readable file holding a token draws its own warning (test_config_exposure)
     done = run_cli("check-config", str(path))
     assert done.returncode == 2
     line = done.stderr.strip()
