@@ -114,29 +114,29 @@ class _Client:
             client.register_plugin(HeaderPlugin(auth.headers_for(spec.protocol)))
         return client
 
+    def _bounded(self) -> dict[str, float]:
+        """The per-call timeout argument: gRPC takes one per call; the HTTP client has it from its construction."""
+        return {"client_timeout": self.timeout_s} if self.spec.protocol == "grpc" else {}
+
     def model_description(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(metadata, config) as plain dicts."""
         if self.spec.protocol == "grpc":
-            metadata = self.client.get_model_metadata(self.spec.model, as_json=True, client_timeout=self.timeout_s)
-            config = self.client.get_model_config(self.spec.model, as_json=True, client_timeout=self.timeout_s)
+            metadata = self.client.get_model_metadata(self.spec.model, as_json=True, **self._bounded())
+            config = self.client.get_model_config(self.spec.model, as_json=True, **self._bounded())
             return metadata, config.get("config", config)
         return self.client.get_model_metadata(self.spec.model), self.client.get_model_config(self.spec.model)
 
     def live(self) -> bool:
         """Whether the server answers at all (bounded by the call timeout)."""
         try:
-            if self.spec.protocol == "grpc":
-                return bool(self.client.is_server_live(client_timeout=self.timeout_s))
-            return bool(self.client.is_server_live())
+            return bool(self.client.is_server_live(**self._bounded()))
         except Exception:
             return False
 
     def model_ready(self) -> bool:
         """Whether the server is up and its model ready to answer (bounded by the call timeout)."""
         try:
-            if self.spec.protocol == "grpc":
-                return bool(self.client.is_model_ready(self.spec.model, client_timeout=self.timeout_s))
-            return bool(self.client.is_model_ready(self.spec.model))
+            return bool(self.client.is_model_ready(self.spec.model, **self._bounded()))
         except Exception:
             return False
 
@@ -144,10 +144,7 @@ class _Client:
         request = self.module.InferInput(input_name, list(array.shape), datatype)
         request.set_data_from_numpy(array)
         outputs = [self.module.InferRequestedOutput(output_name)]
-        if self.spec.protocol == "grpc":
-            result = self.client.infer(self.spec.model, [request], outputs=outputs, client_timeout=self.timeout_s)
-        else:
-            result = self.client.infer(self.spec.model, [request], outputs=outputs)
+        result = self.client.infer(self.spec.model, [request], outputs=outputs, **self._bounded())
         return result.as_numpy(output_name)
 
 
