@@ -46,9 +46,12 @@ def goals(result: dict[str, Any]) -> dict[str, Any]:
 def remote_goals(remote: dict[str, Any]) -> dict[str, Any]:
     """The remote issue's goals, from bench's `remote` section (not measured when the server could not be used)."""
     one, kiosks = remote.get("one_kiosk") or {}, remote.get("kiosks")
-    cpu = one.get("cpu_ms_per_frame_beyond_preprocessing")
-    found = {"remote_client_cpu_per_frame": {"value": cpu, "target": "<= 0.5 ms beyond preprocessing",
-                                             "met": cpu <= 0.5 if cpu is not None else None}}
+    cpu = one.get("client_cpu_ms_per_frame_for_the_model")
+    found = {"remote_client_cpu_per_frame": {
+        "value": cpu, "met": cpu <= 0.5 if cpu is not None else None,
+        "target": "<= 0.5 ms a frame for the served model (the kiosk's CPU per frame on it, minus that of the "
+                  "same pipeline with a model answering at once)",
+        "whole_process_beyond_preprocessing": one.get("cpu_ms_per_frame_beyond_preprocessing")}}
     found["remote_two_cameras_p99"] = _remote_latency_goal(one)
     out_of_order = sum(k["out_of_order"] for k in kiosks) if kiosks else None
     lost = sum(k["lost"] for k in kiosks) if kiosks else None

@@ -55,13 +55,15 @@ def _remote(out: TextIO, remote: dict[str, Any]) -> None:
         _table(out, f"remote {remote['spec']} (model {remote['model']}): one kiosk in this process, "
                     f"{one['cameras']} cameras at {one['paced_fps']:.0f} fps",
                ["results/s", "p50 ms", "p99 ms", "drops", "model call ms", "frames/call", "client CPU ms/frame",
-                "preprocessing", "beyond preprocessing", "same pipeline, no model"],
+                "no model", "for the model", "beyond preprocessing", "preprocessing alone"],
                [[one["results_per_s"], one["latency_ms_p50"], one["latency_ms_p99"], f"{one['drop_rate']:.1%}",
                  one["model_call_ms_mean"], one["frames_per_call"], one["cpu_ms_per_frame"],
-                 one["preprocess_cpu_ms_per_frame"], one["cpu_ms_per_frame_beyond_preprocessing"],
-                 one["cpu_ms_per_frame_without_model"]]])
-        threads = one.get("cpu_ms_per_frame_by_thread") or {}
-        out.write("client CPU ms/frame by thread: " + ", ".join(f"{name} {ms}" for name, ms in threads.items()) + "\n")
+                 one["cpu_ms_per_frame_without_model"], one["client_cpu_ms_per_frame_for_the_model"],
+                 one["cpu_ms_per_frame_beyond_preprocessing"], one["preprocess_cpu_ms_per_frame"]]])
+        for label, key in (("served model", "cpu_ms_per_frame_by_thread"), ("no model", "cpu_ms_per_frame_without_model_by_thread")):
+            threads = one.get(key) or {}
+            out.write(f"client CPU ms/frame by thread, {label}: "
+                      + ", ".join(f"{name} {ms}" for name, ms in threads.items()) + "\n")
     if remote.get("kiosks"):
         _table(out, f"remote: {len(remote['kiosks'])} kiosks (`streamrec run` processes) on the same server",
                ["kiosk", "cameras", "results/s", "p50 ms", "p99 ms", "out of order", "missing", "dropped", "lost",
