@@ -1,4 +1,8 @@
-"""Classifiers trained elsewhere: ONNX (through ONNX Runtime) and TorchScript files with a labels file."""
+"""Classifiers trained elsewhere: ONNX (through ONNX Runtime) and TorchScript files with a labels file.
+
+Logits are the first output. streamrec's own exports (inference/export.py) also give the penultimate features: the
+ONNX output named `features`, the second element of a TorchScript model's (logits, features) tuple; models without
+them give features None."""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
 from config.schema import ModelConfig
 from inference.errors import ModelError
+from inference.features import predict_with_features
 from inference.model import TorchClassifier
 from inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
@@ -21,6 +26,8 @@ log = logging.getLogger(__name__)
 
 METADATA_KEY = "streamrec"
 """Exports carry {"labels", "crop", "resize", "mean", "std", "model_id"} under this key."""
+FEATURES_OUTPUT = "features"
+"""The name of an ONNX model's features output (inference/export.py writes it second, after the logits)."""
 
 
 def read_labels(path: Path) -> tuple[str, ...]:
@@ -60,16 +67,22 @@ def _settings(model: ModelConfig, metadata: dict[str, Any], path: Path, kind: st
 def _check_outputs(classifier, labels: Sequence[str], path: Path) -> None:
     probe = torch.zeros((1, 3, classifier.input_spec.crop, classifier.input_spec.crop))
     try:
-        outputs = classifier.predict(probe)
+        outputs, features = predict_with_features(classifier, probe)
     except Exception as exc:
         raise ModelError(f"{path}: the model does not accept a 1x3x{classifier.input_spec.crop}x{classifier.input_spec.crop} "
                          f"float input ({exc.__class__.__name__}: {str(exc)[:200]}); set model.input_size") from None
     if outputs.ndim != 2 or outputs.shape[1] != len(labels):
         raise ModelError(f"{path}: the model gives {tuple(outputs.shape)} outputs but there are {len(labels)} labels")
+    if features is not None and (not isinstance(features, torch.Tensor) or features.ndim != 2 or len(features) != 1):
+        shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+        raise ModelError(f"{path}: the model's second output is {shape} for one image; "
+                         f"streamrec reads it as (batch, width) features: make the model return its logits only, "
+                         f"or (logits, features)")
 
 
 class OnnxClassifier:
-    """An ONNX model run by ONNX Runtime on the CPU: NCHW float input, logits out."""
+    """An ONNX model run by ONNX Runtime on the CPU: NCHW float input, logits out (and features, when the model has
+    an output named `features`)."""
 
     backend = "onnxruntime"
     precision = "fp32"
@@ -82,14 +95,26 @@ class OnnxClassifier:
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
+        names = [output.name for output in self._session.get_outputs()]
+        self._logits = names[0]
+        self._features: Optional[str] = FEATURES_OUTPUT if FEATURES_OUTPUT in names[1:] else None
         self.labels = tuple(labels)
         self.model_id = model_id
         self.input_spec = input_spec
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits for the batch."""
-        array = np.ascontiguousarray(batch.detach().numpy(), dtype=np.float32)
-        return torch.from_numpy(self._session.run(None, {self._input: array})[0])
+        return torch.from_numpy(self._session.run([self._logits], self._feed(batch))[0])
+
+    def predict_with_features(self, batch: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(logits, features) from one run; features None when the model has no `features` output."""
+        if self._features is None:
+            return self.predict(batch), None
+        logits, features = self._session.run([self._logits, self._features], self._feed(batch))
+        return torch.from_numpy(logits), torch.from_numpy(features)
+
+    def _feed(self, batch: torch.Tensor) -> dict[str, np.ndarray]:
+        return {self._input: np.ascontiguousarray(batch.detach().numpy(), dtype=np.float32)}
 
 
 def onnx_metadata(path: Path) -> dict[str, Any]:

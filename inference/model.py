@@ -7,6 +7,7 @@ from typing import Callable, Optional, Protocol, Sequence
 
 import torch
 
+from inference.features import feature_dim, split, with_features
 from inference.preprocess import InputSpec
 
 
@@ -50,6 +51,7 @@ class TorchClassifier:
         self._build: Optional[Callable[[], torch.nn.Module]] = None
         self._weights: Optional[dict[str, torch.Tensor]] = None
         self._lock = threading.Lock()
+        self._with_features: Optional[torch.nn.Module] = None
         self.labels = tuple(labels)
         self.model_id = model_id
         self.input_spec = input_spec
@@ -75,7 +77,8 @@ class TorchClassifier:
             return self._module.state_dict() if self._module is not None else dict(self._weights)
 
     def __getstate__(self) -> dict:  # sent to the background build's process: the module (its builder cannot be
-        state = {**self.__dict__, "_module": self.module, "_build": None, "_weights": None}  # pickled), no lock
+        state = {**self.__dict__, "_module": self.module, "_build": None, "_weights": None,  # pickled), no lock
+                 "_with_features": None}
         del state["_lock"]
         return state
 
@@ -86,4 +89,28 @@ class TorchClassifier:
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits for the batch."""
         with torch.inference_mode():
-            return self.module(batch)
+            output = self.module(batch)
+        return output[0] if isinstance(output, tuple) else output
+
+    def predict_with_features(self, batch: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(logits, penultimate features) from one forward pass; features None when the model cannot give them."""
+        module = self.features_module()
+        with torch.inference_mode():
+            output = (module or self.module)(batch)
+        if isinstance(output, tuple):  # a TorchScript export that returns (logits, features)
+            return output[0], (output[1] if len(output) > 1 else None)
+        return split(output, len(self.labels)) if module is not None else (output, None)
+
+    def features_module(self) -> Optional[torch.nn.Module]:
+        """The module returning `[logits | features]` (see inference/features.py), or None."""
+        if self._with_features is None:
+            self._with_features = with_features(self.module)
+        return self._with_features
+
+    @property
+    def feature_dim(self) -> Optional[int]:
+        """The width of the features (512 for ResNet-18), None when the model cannot give them."""
+        weights = self._weights if self._module is None else None
+        if weights is not None and "fc.weight" in weights:
+            return int(weights["fc.weight"].shape[1])
+        return feature_dim(self.module)

@@ -100,3 +100,23 @@ def test_a_zombie_writer_counts_as_gone(tmp_path):
     assert not any(tmp_path.iterdir())
     child.wait()
     assert process_alive(os.getpid())
+
+
+def test_compiled_models_cached_before_their_output_held_the_features_are_not_found_under_the_new_key(monkeypatch):
+    """Their output is the logits alone: a runner must never load one as if it gave the features too."""
+    import hashlib
+
+    from inference.backends import select
+    from inference.backends.select import weights_key
+    from tests.test_features import tiny_with_head
+
+    classifier = tiny_with_head()
+    before = hashlib.sha256(repr(classifier.input_spec).encode())  # the key as it was computed then
+    for name, tensor in sorted(classifier.weights().items()):
+        before.update(name.encode())
+        before.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    assert weights_key(classifier) != before.hexdigest()[:16]
+    assert weights_key(classifier) == weights_key(tiny_with_head())  # still the same key for the same model
+    key = weights_key(classifier)
+    monkeypatch.setattr(select, "FEATURES_REVISION", select.FEATURES_REVISION + 1)
+    assert weights_key(classifier) != key

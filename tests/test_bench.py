@@ -6,7 +6,8 @@ import pytest
 
 from tests.conftest import cli_env, run_cli
 
-RAW = {"backend", "precision", "batch", "img_per_s", "latency_ms_p50", "latency_ms_p99"}
+RAW = {"backend", "precision", "batch", "img_per_s", "latency_ms_p50", "latency_ms_p99", "feature_dim",
+       "img_per_s_with_features", "features_ratio"}
 PIPELINE = {"backend", "precision", "batch", "cameras", "paced_fps", "results_per_s", "latency_ms_p50", "latency_ms_p99", "drop_rate"}
 AGREEMENT = {"backend", "precision", "model", "top1_agreement"}
 
@@ -23,6 +24,7 @@ def test_quick_bench_json_has_every_field(tmp_path, demo_cache):
     assert all(row["lanes"] == machine["lanes"] for row in result["raw"] + result["pipeline"])
     assert result["raw"] and all(RAW <= set(row) for row in result["raw"])
     assert {row["batch"] for row in result["raw"]} == {1, 8}
+    assert all(row["feature_dim"] == 512 and row["img_per_s_with_features"] > 0 for row in result["raw"])
     assert result["pipeline"] and all(PIPELINE <= set(row) for row in result["pipeline"])
     assert {row["paced_fps"] for row in result["pipeline"]} == {None, 30.0}
     assert all(row["raw_img_per_s"] > 0 for row in result["pipeline"] if row["paced_fps"] is None)
@@ -30,7 +32,8 @@ def test_quick_bench_json_has_every_field(tmp_path, demo_cache):
     assert result["agreement"] and all(AGREEMENT <= set(row) for row in result["agreement"])
     assert all(0 <= row["top1_agreement"] <= 1 for row in result["agreement"])
     assert 0 < result["static_scene"]["cpu_ratio"]
-    assert set(result["goals"]) >= {"pipeline_vs_raw", "best_vs_baseline", "int8_vs_best_fp32", "two_cameras_30fps"}
+    assert set(result["goals"]) >= {"pipeline_vs_raw", "best_vs_baseline", "int8_vs_best_fp32", "two_cameras_30fps",
+                                    "features_cost"}
     assert "goals" in done.stdout and "raw model" in done.stdout
 
 
@@ -48,6 +51,81 @@ def test_pipeline_goal_compares_each_row_with_the_raw_speed_measured_just_before
     assert goal["value"] == {"openvino int8": round(200 / 220, 3)} and goal["met"] is True
     pipeline[0]["raw_img_per_s"] = 250.0
     assert goals(result)["pipeline_vs_raw"] == {"value": {"openvino int8": 0.8}, "target": ">= 0.9", "met": False}
+
+
+class RecordingClassifier:
+    """A classifier that records which of its two methods each call went to."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.labels, self.input_spec = inner, inner.labels, inner.input_spec
+        self.calls: list[str] = []
+
+    def predict(self, batch):
+        self.calls.append("predict")
+        return self.inner.predict(batch)
+
+    def predict_with_features(self, batch):
+        self.calls.append("features")
+        return self.inner.predict_with_features(batch)
+
+
+def switches(calls: list[str]) -> list[str]:
+    return [call for i, call in enumerate(calls) if i == 0 or calls[i - 1] != call]
+
+
+def test_a_raw_row_measures_predict_and_predict_with_features_in_alternating_windows():
+    from stream.tools.bench.measure import raw_row
+    from tests.test_features import tiny_with_head
+
+    model = RecordingClassifier(tiny_with_head())
+    row = raw_row(model, "torch", "fp32", 2, 0.2)
+    assert row["feature_dim"] == 16 and row["img_per_s"] > 0 and row["img_per_s_with_features"] > 0
+    assert row["features_ratio"] == pytest.approx(row["img_per_s_with_features"] / row["img_per_s"], abs=0.002)
+    assert switches(model.calls) == ["features"] + ["predict", "features"] * 2 + ["predict"]  # the width, then ABBA ABBA
+
+
+def test_a_raw_row_of_a_path_without_features_or_not_asked_for_them_measures_predict_alone():
+    from stream.tools.bench.measure import raw_row
+    from tests.fakes import tiny_classifier
+    from tests.test_features import tiny_with_head
+
+    model = RecordingClassifier(tiny_with_head())
+    row = raw_row(model, "torch", "fp32", 2, 0.1, features=False)
+    assert set(model.calls) == {"predict"}
+    without = raw_row(tiny_classifier(crop=32), "torch", "fp32", 2, 0.1)  # no final fc: no features
+    for found in (row, without):
+        assert found["img_per_s"] > 0
+        assert (found["feature_dim"], found["img_per_s_with_features"], found["features_ratio"]) == (None, None, None)
+
+
+def test_the_raw_table_shows_the_speed_with_features_and_the_ratio():
+    import io
+
+    from stream.tools.bench.report import print_table
+
+    raw = [{"backend": "torch", "precision": "int8", "batch": 8, "img_per_s": 200.0, "latency_ms_p50": 70.0,
+            "latency_ms_p99": 90.0, "feature_dim": 512, "img_per_s_with_features": 199.0, "features_ratio": 0.995}]
+    result = {"machine": {"cpu": "cpu", "cores": 2, "threads": 2, "flags": [], "torch": "2"}, "model": "m",
+              "raw": raw, "pipeline": [], "baseline": {"preprocessing": "PIL", "backend": "eager", "img_per_s": 30.0},
+              "agreement": [], "goals": {}}
+    out = io.StringIO()
+    print_table(result, out)
+    header, row = out.getvalue().split("raw model", 1)[1].splitlines()[1:3]
+    assert "img/s with features" in header and "÷ without" in header
+    assert row.split()[-2:] == ["199.0", "0.995"]
+
+
+def test_the_features_goal_judges_each_paths_batch_8_ratio_and_leaves_paths_without_features_out():
+    from stream.tools.bench.goals import goals
+
+    raw = [{"backend": "torch", "precision": "int8", "batch": 8, "img_per_s": 300.0, "features_ratio": 0.99},
+           {"backend": "torch", "precision": "int8", "batch": 1, "img_per_s": 200.0, "features_ratio": 0.5},
+           {"backend": "openvino", "precision": "int8", "batch": 8, "img_per_s": 300.0, "features_ratio": None}]
+    result = {"raw": raw, "pipeline": [], "best": {"backend": "torch", "precision": "int8"},
+              "baseline": {"img_per_s": 30.0}, "agreement": []}
+    assert goals(result)["features_cost"] == {"value": {"torch int8": 0.99}, "target": ">= 0.95", "met": True}
+    raw[0]["features_ratio"] = 0.9
+    assert goals(result)["features_cost"]["met"] is False
 
 
 def test_bench_refuses_a_negative_lane_count():

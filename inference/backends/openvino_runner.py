@@ -1,6 +1,7 @@
 """OpenVINO on the CPU, converted from the same torch model: fp32, bf16 (its default on such CPUs), or int8 (NNCF).
 
-Converted models are cached as OpenVINO IR, and compiled blobs in OpenVINO's own cache directory.
+Converted models are cached as OpenVINO IR, and compiled blobs in OpenVINO's own cache directory. The model's one
+output is the logits followed by the penultimate features (inference/features.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from inference.artifacts import first_line, quarantine, seal, staged, unsealed_reason
 from inference.backends.choice import NotCached
+from inference.features import split
 from inference.model import TorchClassifier
 from inference.preprocess import InputSpec
 from inference.threads import ThreadPlan
@@ -64,7 +66,8 @@ def _convert(source: TorchClassifier, precision: str, calibration: Callable[[], 
     crop = source.input_spec.crop
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = ov.convert_model(source.module.eval(), example_input=calibration[:1], input=[(-1, 3, crop, crop)])
+        module = (source.features_module() or source.module).eval()
+        model = ov.convert_model(module, example_input=calibration[:1], input=[(-1, 3, crop, crop)])
         if precision == "int8":
             import nncf
 
@@ -156,8 +159,12 @@ class OpenVinoRunner:
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits (float32) for a normalized float NCHW batch, or for uint8 NHWC RGB crops."""
+        return self.predict_with_features(batch)[0]
+
+    def predict_with_features(self, batch: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(logits, features), float32, from one inference (features None for a model converted without them)."""
         compiled = self._rgb_uint8 if batch.dtype == torch.uint8 else self._float_model()
-        return compiled.infer(np.ascontiguousarray(batch.numpy()))
+        return split(compiled.infer(np.ascontiguousarray(batch.numpy())), len(self.labels))
 
     def _float_model(self) -> _Compiled:
         """The float-input model, compiled on first use (the stream never needs it, so a start does not wait)."""

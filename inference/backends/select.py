@@ -29,6 +29,7 @@ from inference.backends.choice import (
     candidates,
     require,
 )
+from inference.features import FEATURES_REVISION
 from inference.model import Classifier, TorchClassifier
 from inference.preprocess import BatchPreprocessor
 from inference.threads import ThreadPlan
@@ -46,8 +47,9 @@ FrameSource = Callable[[int, int], Sequence[np.ndarray]]
 
 
 def weights_key(classifier: TorchClassifier) -> str:
-    """A short hash of the weights and input: cached conversions belong to exactly this model."""
-    digest = hashlib.sha256(repr(classifier.input_spec).encode())
+    """A short hash of the weights, input and output layout: cached conversions belong to exactly this model
+    (and one made before its output held the features is never taken for one that has them)."""
+    digest = hashlib.sha256(f"{classifier.input_spec!r} features-r{FEATURES_REVISION}".encode())
     for name, tensor in sorted(classifier.weights().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

@@ -3,7 +3,8 @@ AOTInductor into one package (.pt2) that takes uint8 RGB crops, for any batch si
 
 The package is built once (in a child process, about a minute on 2 cores), checked, and renamed into place; later
 starts load it in about a second, with no compilation. It is native code for this CPU's instruction set and this
-torch version, so its file name carries a key of both (see RunnerFactory.int8_package).
+torch version, so its file name carries a key of both (see RunnerFactory.int8_package). Its one output is the
+logits followed by the penultimate features (inference/features.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from inference.artifacts import (
 )
 from inference.backends.choice import NotCached
 from inference.backends.inductor import rgb_uint8_module
+from inference.features import split
 from inference.model import TorchClassifier
 from inference.preprocess import InputSpec, rgb_uint8_crops
 from inference.threads import ThreadPlan, TorchThreadPin
@@ -93,9 +95,10 @@ def quantize(module: torch.nn.Module, calibration: torch.Tensor) -> torch.export
 
 
 def build_package(module: torch.nn.Module, spec: InputSpec, calibration: torch.Tensor, target: Path,
-                  threads: int) -> None:
+                  threads: int, num_labels: int) -> None:
     """Quantize `module`, put the uint8 input normalization in front, compile it ahead of time with `threads`
-    threads and write the package to `target`, renamed into place only after it loaded and agreed."""
+    threads and write the package to `target`, renamed into place only after it loaded and agreed (on the top-1
+    of the first `num_labels` outputs, the logits)."""
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer  # noqa: F401  (int8 fusion passes)
 
     torch.set_num_threads(threads)
@@ -105,38 +108,38 @@ def build_package(module: torch.nn.Module, spec: InputSpec, calibration: torch.T
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exported = torch.export.export(wrapped, (crops[:EXPORT_BATCH],), dynamic_shapes=_dynamic_batch())
-        expected = wrapped(crops).argmax(1)
+        expected = wrapped(crops)[:, :num_labels].argmax(1)
         with staged(Path(target)) as partial:
             torch._inductor.aoti_compile_and_package(exported, package_path=str(partial),
                                                      inductor_configs=INDUCTOR_OPTIONS)
-            _check(load_package(partial, lanes=1), crops, expected)
+            _check(load_package(partial, lanes=1), crops, expected, num_labels)
         seal(Path(target))
 
 
-def _check(compiled: Callable, crops: torch.Tensor, expected: torch.Tensor) -> None:
+def _check(compiled: Callable, crops: torch.Tensor, expected: torch.Tensor, num_labels: int) -> None:
     with torch.no_grad():
-        logits = compiled(crops)
+        logits = compiled(crops)[:, :num_labels]
     agreement = float((logits.argmax(1) == expected).float().mean())
     if not torch.isfinite(logits).all() or agreement < MIN_PACKAGE_AGREEMENT:
         raise ValueError(f"the compiled int8 package disagrees with its program (top-1 agreement {agreement:.0%})")
 
 
 def _build_in_child(module: torch.nn.Module, spec: InputSpec, calibration: torch.Tensor, target: str,
-                    threads: int) -> None:
+                    threads: int, num_labels: int) -> None:
     """build_package with inductor's scratch files in a private folder that goes away with the build."""
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"{partial_prefix()}inductor-", dir=Path(target).parent) as scratch:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = scratch
-        build_package(module, spec, calibration, Path(target), threads)
+        build_package(module, spec, calibration, Path(target), threads, num_labels)
 
 
 def build_package_isolated(module: torch.nn.Module, spec: InputSpec, calibration: torch.Tensor, target: Path,
-                           threads: int) -> None:
+                           threads: int, num_labels: int) -> None:
     """build_package in a spawned process, so the memory export and compilation take (over 1 GB) goes back to
     the system, and a crash of the compiler cannot take the caller down."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        pool.submit(_build_in_child, module, spec, calibration, str(target), threads).result()
+        pool.submit(_build_in_child, module, spec, calibration, str(target), threads, num_labels).result()
 
 
 class LoadedPackage:
@@ -203,7 +206,8 @@ class Int8Runner:
             log.info("building the torch int8 package (quantize, compile ahead of time; once, cached in %s)",
                      package.parent)
             builder = build_package_isolated if isolate_builds else build_package
-            builder(source.module, source.input_spec, calibration(), package, plan.threads_per_lane)
+            builder(source.features_module() or source.module, source.input_spec, calibration(), package,
+                    plan.threads_per_lane, len(source.labels))
             compiled = load_package(package, plan.lanes, sealed=True)
         self._compiled = compiled
         self._threads = TorchThreadPin()
@@ -216,9 +220,14 @@ class Int8Runner:
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits (float32) for uint8 NHWC RGB crops, or for a normalized float NCHW batch."""
+        return self.predict_with_features(batch)[0]
+
+    def predict_with_features(self, batch: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(logits, features), float32, from one call of the package (features None for a package without them)."""
         self._threads.apply()
         if batch.dtype != torch.uint8:
             batch = rgb_uint8_crops(batch, self.input_spec)
         with torch.no_grad():
-            return torch.cat([self._compiled(batch[i:i + MAX_BATCH].contiguous()).float()
-                              for i in range(0, len(batch), MAX_BATCH)])
+            output = torch.cat([self._compiled(batch[i:i + MAX_BATCH].contiguous()).float()
+                                for i in range(0, len(batch), MAX_BATCH)])
+        return split(output, len(self.labels))

@@ -6,10 +6,12 @@ import copy
 import logging
 import os
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from inference.artifacts import first_line, quarantine
+from inference.features import split
 from inference.model import TorchClassifier
 from inference.threads import TorchThreadPin
 
@@ -25,7 +27,7 @@ class TorchRunner:
     def __init__(self, source: TorchClassifier, precision: str = "fp32", compiled: bool = False) -> None:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"TorchRunner runs fp32 or bf16, not {precision}")
-        module = copy.deepcopy(source.module).eval().to(memory_format=torch.channels_last)
+        module = copy.deepcopy(source.features_module() or source.module).eval().to(memory_format=torch.channels_last)
         self._eager = module
         self._module = torch.compile(module, dynamic=True, options=COMPILE_OPTIONS) if compiled else module
         self._threads = TorchThreadPin()
@@ -38,6 +40,13 @@ class TorchRunner:
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits (float32) for the batch."""
+        return self.predict_with_features(batch)[0]
+
+    def predict_with_features(self, batch: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(logits, features), float32, from one forward pass (features None for a model without them)."""
+        return split(self._run(batch), len(self.labels))
+
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
         self._threads.apply()
         batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):

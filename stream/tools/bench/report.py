@@ -19,8 +19,11 @@ def print_table(result: dict[str, Any], out: TextIO) -> None:
     out.write(f"{machine['cpu']}, {machine['cores']} cores, {machine.get('lanes', 1)} model lane(s) of "
               f"{machine.get('threads_per_lane', machine['threads'])} thread(s), "
               f"flags {' '.join(machine['flags'])}, torch {machine['torch']}; model {result['model']}\n")
-    _table(out, "raw model (images per second with every lane busy; latency per call)", ["backend", "precision", "batch", "img/s", "p50 ms", "p99 ms"],
-           [[r["backend"], r["precision"], r["batch"], r["img_per_s"], r["latency_ms_p50"], r["latency_ms_p99"]] for r in result["raw"]])
+    _table(out, "raw model (images per second with every lane busy; latency per call; with features: "
+                "predict_with_features in windows alternating with predict)",
+           ["backend", "precision", "batch", "img/s", "p50 ms", "p99 ms", "img/s with features", "÷ without"],
+           [[r["backend"], r["precision"], r["batch"], r["img_per_s"], r["latency_ms_p50"], r["latency_ms_p99"],
+             _blank(r.get("img_per_s_with_features")), _blank(r.get("features_ratio"))] for r in result["raw"]])
     _table(out, "pipeline (replayed 640x480 camera frames → publisher)",
            ["backend", "precision", "cameras", "rate", "results/s", "raw just before", "p50 ms", "p99 ms", "drops"],
            [[r["backend"], r["precision"], r["cameras"], f"{r['paced_fps']:.0f} fps" if r["paced_fps"] else "unlimited",
@@ -47,6 +50,10 @@ def print_table(result: dict[str, Any], out: TextIO) -> None:
            [[name, goal["value"], goal["target"],
              {True: "yes", False: "NO", None: goal.get("note", "not measured")}[goal["met"]]]
             for name, goal in result["goals"].items()])
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def _remote(out: TextIO, remote: dict[str, Any]) -> None:

@@ -132,8 +132,12 @@ class Bench:
         for choice in self.plan.choices:
             runner = self.runner(choice)
             for batch in self.plan.batches if runner else ():
-                rows.append(raw_row(runner, choice.backend, choice.precision, batch, self.plan.raw_seconds, self.lanes))
-                self._say(f"raw {choice.backend} {choice.precision} batch {batch}: {rows[-1]['img_per_s']:.1f} img/s")
+                row = raw_row(runner, choice.backend, choice.precision, batch, self.plan.raw_seconds, self.lanes)
+                rows.append(row)
+                with_features = (f", {row['img_per_s_with_features']:.1f} with features ({row['features_ratio']:.3f})"
+                                 if row["features_ratio"] else ", no features")
+                self._say(f"raw {choice.backend} {choice.precision} batch {batch}: {row['img_per_s']:.1f} img/s"
+                          + with_features)
         return rows
 
     def pipeline(self, choices: list[Choice]) -> list[dict[str, Any]]:
@@ -145,7 +149,7 @@ class Bench:
             for cameras in self.plan.camera_counts:
                 for paced in (None, 30.0):
                     adjacent = None if paced else raw_row(runner, choice.backend, choice.precision, 8,
-                                                          self.plan.raw_seconds, self.lanes)
+                                                          self.plan.raw_seconds, self.lanes, features=False)
                     row = pipeline_row(runner, choice.backend, choice.precision, cameras, paced,
                                        self.frames, self.plan.pipeline_seconds, lanes=self.lanes)
                     if adjacent:
