@@ -119,10 +119,38 @@ def _draw_bar(sprite: np.ndarray, p: Product) -> None:
     _put_text_fitted(sprite, p.text, (int(w * 0.12), int(h * 0.15), int(w * 0.88), int(h * 0.85)), p.text_color)
 
 
+def _draw_jar(sprite: np.ndarray, p: Product) -> None:
+    h, w = sprite.shape[:2]
+    cv2.rectangle(sprite, (int(w * 0.08), 0), (int(w * 0.92), int(h * 0.16)), p.accent + (255,), -1)
+    cv2.rectangle(sprite, (0, int(h * 0.16)), (w - 1, h - 1), p.body + (255,), -1)
+    cv2.ellipse(sprite, (w // 2, int(h * 0.6)), (int(w * 0.42), int(h * 0.2)), 0, 0, 360, (235, 235, 235, 255), -1)
+    _put_text_fitted(sprite, p.text, (int(w * 0.14), int(h * 0.48), int(w * 0.86), int(h * 0.72)), p.text_color)
+
+
+def _draw_tube(sprite: np.ndarray, p: Product) -> None:
+    h, w = sprite.shape[:2]
+    body = np.array([[int(w * 0.3), 0], [int(w * 0.7), 0], [w - 1, int(h * 0.85)], [0, int(h * 0.85)]], np.int32)
+    cv2.fillConvexPoly(sprite, body, p.body + (255,))
+    cv2.rectangle(sprite, (int(w * 0.25), int(h * 0.85)), (int(w * 0.75), h - 1), p.accent + (255,), -1)
+    cv2.line(sprite, (int(w * 0.1), int(h * 0.3)), (int(w * 0.9), int(h * 0.3)), p.accent + (255,), max(2, h // 30))
+    _put_text_fitted(sprite, p.text, (int(w * 0.12), int(h * 0.4), int(w * 0.88), int(h * 0.7)), p.text_color)
+
+
+def _draw_cup(sprite: np.ndarray, p: Product) -> None:
+    h, w = sprite.shape[:2]
+    body = np.array([[0, int(h * 0.1)], [w - 1, int(h * 0.1)], [int(w * 0.85), h - 1], [int(w * 0.15), h - 1]], np.int32)
+    cv2.fillConvexPoly(sprite, body, p.body + (255,))
+    cv2.rectangle(sprite, (0, 0), (w - 1, int(h * 0.1)), p.accent + (255,), -1)
+    cv2.circle(sprite, (w // 2, int(h * 0.68)), int(w * 0.16), p.accent + (255,), -1)
+    _put_text_fitted(sprite, p.text, (int(w * 0.1), int(h * 0.2), int(w * 0.9), int(h * 0.45)), p.text_color)
+
+
 _DRAWERS: dict[str, Callable[[np.ndarray, Product], None]] = {
     "can": _draw_can, "bottle": _draw_bottle, "box": _draw_box, "bag": _draw_bag, "carton": _draw_carton, "bar": _draw_bar,
+    "jar": _draw_jar, "tube": _draw_tube, "cup": _draw_cup,
 }
-_SHADING = {"can": 0.55, "bottle": 0.45, "bag": 0.25}
+"""jar, tube and cup appear only among the products the demo model is not trained on (capture/new_products.py)."""
+_SHADING = {"can": 0.55, "bottle": 0.45, "bag": 0.25, "jar": 0.35, "cup": 0.3}
 
 
 def draw_product(product: Product, height: int = SPRITE_HEIGHT) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from capture.hold import HoldSource
 from capture.lane import LaneSource
 from capture.rtsp import rtsp_source
 from capture.source import FrameSource
@@ -32,11 +33,17 @@ def lane_source(camera: CameraConfig) -> FrameSource:
     return LaneSource(**_scene_options(camera))
 
 
+def hold_source(camera: CameraConfig) -> FrameSource:
+    """A product the demo model does not know, held in front of the camera (for enrolling)."""
+    return HoldSource(**_scene_options(camera))
+
+
 class SourceFactory:
     """Makes a fresh source for a camera each time it is (re)opened; extra synthetic scenes plug in."""
 
     def __init__(self, scenes: dict[str, SceneFactory] | None = None) -> None:
-        self._scenes: dict[str, SceneFactory] = {"shapes": synthetic_source, "lane": lane_source, **(scenes or {})}
+        self._scenes: dict[str, SceneFactory] = {"shapes": synthetic_source, "lane": lane_source, "hold": hold_source,
+                                                **(scenes or {})}
 
     def __call__(self, camera: CameraConfig) -> FrameSource:
         spec = camera.spec

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from config.redact import redact
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg", ".mjpg", ".ts", ".h264")
-SYNTHETIC_SCENES = ("shapes", "lane")
+SYNTHETIC_SCENES = ("shapes", "lane", "hold")
 _USB_INDEX = re.compile(r"^usb:(\d{1,3})$")
 _V4L2_PATH = re.compile(r"^/dev/video\d{1,3}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -8,11 +8,12 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 from inference.errors import ModelError
+from inference.feature_stats import FeatureStats
 from inference.imagenet import build_resnet18, check_resnet18
 from inference.model import TorchClassifier
 from inference.preprocess import InputSpec
@@ -32,6 +33,8 @@ class Bundle:
     model_id: str
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    features: Optional[FeatureStats] = None
+    """The trained labels' feature mean, prototypes and calibration (None in bundles trained before them)."""
 
     def to_classifier(self, source: Path | str = "bundle") -> TorchClassifier:
         """A classifier running this bundle's weights."""
@@ -48,6 +51,9 @@ class Bundle:
             "input": {"crop": self.input.crop, "resize": self.input.resize, "mean": list(self.input.mean), "std": list(self.input.std)},
             "metrics": self.metrics,
             "provenance": self.provenance,
+            "features": None if self.features is None else {
+                "dim": self.features.feature_dim, "prototypes": int(len(self.features.prototypes)),
+                "calibrated": bool(self.features.known_similarity)},
         }
 
 
@@ -70,6 +76,8 @@ def save_bundle(bundle: Bundle, path: Path) -> Path:
         **json.loads(json.dumps(bundle.summary(), default=str)),  # plain types only: weights_only loading refuses others
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in bundle.state_dict.items()},
     }
+    if bundle.features is not None:
+        payload["features"] = bundle.features.to_payload()
     handle, temporary = tempfile.mkstemp(prefix=".bundle-", dir=path.parent)
     os.close(handle)
     try:
@@ -120,4 +128,5 @@ def _check(payload: Any, path: Path) -> Bundle:
     except (KeyError, TypeError, ValueError):
         raise ModelError(f"{path}: the bundle's input spec is missing or invalid") from None
     return Bundle(state, tuple(labels), input_spec, str(payload.get("model_id") or path.stem),
-                  dict(payload.get("metrics") or {}), dict(payload.get("provenance") or {}))
+                  dict(payload.get("metrics") or {}), dict(payload.get("provenance") or {}),
+                  FeatureStats.from_payload(payload.get("features"), len(labels)))

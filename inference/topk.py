@@ -15,6 +15,8 @@ class Prediction:
     label: str
     index: int
     score: float
+    source: str = "head"
+    """"head" (the trained classifier) or "gallery" (an enrolled product)."""
 
 
 def top_k(logits: torch.Tensor, labels: Sequence[str], k: int) -> list[tuple[Prediction, ...]]:

@@ -143,6 +143,21 @@ def _add_finetune_parser(commands: argparse._SubParsersAction) -> None:
     tune.set_defaults(handler=_cmd_finetune)
 
 
+def _add_enroll_parser(commands: argparse._SubParsersAction) -> None:
+    enroll = commands.add_parser("enroll", help="add a product to a bundle's gallery from photos or a camera (no "
+                                 "retraining), or remove one")
+    enroll.add_argument("--model", type=Path, required=True, metavar="BUNDLE", help="the bundle to enroll into")
+    enroll.add_argument("--label", help="the product's name, as results and events will carry it")
+    views = enroll.add_mutually_exclusive_group(required=True)
+    views.add_argument("--images", type=Path, metavar="DIR", help="a folder of photos of the product")
+    views.add_argument("--source", metavar="SPEC", help="a camera to hold the product in front of (usb:0, rtsp://…)")
+    views.add_argument("--remove", metavar="LABEL", help="remove an enrolled product")
+    enroll.add_argument("--seconds", type=_positive_float, default=10.0, help="how long --source records (10)")
+    enroll.add_argument("--empty-label", action="append", dest="empty_labels", metavar="LABEL",
+                        help="a trained label meaning no product (default: empty); views it sees are skipped")
+    enroll.set_defaults(handler=_cmd_enroll)
+
+
 def _add_soak_parser(commands: argparse._SubParsersAction) -> None:
     soak = commands.add_parser(
         "soak", help="run synthetic cameras with forced reconnects and check that memory, threads and fds stop growing")
@@ -201,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamrec", description="Real-time camera recognizer for self-checkout kiosks.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run_parser, _add_demo_parser, _add_subscribe_parser, _add_bridge_parser, _add_check_config_parser,
-                _add_finetune_parser, _add_model_parser, _add_bench_parser, _add_soak_parser, _add_keys_parser):
+                _add_finetune_parser, _add_enroll_parser, _add_model_parser, _add_bench_parser, _add_soak_parser, _add_keys_parser):
         add(commands)
     return parser
 
@@ -310,12 +325,32 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
+def _cmd_enroll(args: argparse.Namespace) -> int:
+    from inference.enrollment import EnrollmentError
+    from stream.tools.enroll import DEFAULT_EMPTY_LABELS, EnrollRequest, run_enroll
+
+    setup_logging("WARNING")
+    request = EnrollRequest(args.model, args.label, args.images, args.source, args.seconds, args.remove,
+                            tuple(args.empty_labels or DEFAULT_EMPTY_LABELS))
+    try:
+        run_enroll(request)
+    except EnrollmentError as exc:
+        return _fail(exit_codes.USAGE, f"enroll: {exc}")
+    return exit_codes.OK
+
+
 def _cmd_model_info(args: argparse.Namespace) -> int:
     import json
 
     from inference.bundle import load_bundle
+    from inference.gallery import describe, gallery_path_for, load_gallery
 
-    print(json.dumps(load_bundle(args.bundle).summary(), indent=2))
+    bundle = load_bundle(args.bundle)
+    summary = bundle.summary()
+    path = gallery_path_for(args.bundle)
+    if path.exists():
+        summary["gallery"] = {"file": str(path), "products": describe(load_gallery(path, bundle.model_id))}
+    print(json.dumps(summary, indent=2))
     return exit_codes.OK
 
 

@@ -7,7 +7,7 @@ import datetime
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
@@ -15,8 +15,13 @@ import torch
 
 from inference.bundle import Bundle, model_id_for, save_bundle
 from inference.errors import ModelError, WeightsNotFound
+from inference.feature_stats import (
+    FeatureStats,
+    batched_features,
+    compute_feature_stats,
+)
 from inference.imagenet import load_state_dict
-from inference.preprocess import InputSpec
+from inference.preprocess import BatchPreprocessor, InputSpec
 from inference.training.dataset import ImageDataset, load_image_folder, stratified_split
 from inference.training.hardware import has_fast_bf16
 from inference.training.trainer import (
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 STREAMREC_VERSION = "0.1.0"
 PRETRAINED_INPUT, SCRATCH_INPUT = 224, 160
+STATS_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ def train_bundle(train: ImageDataset, val: ImageDataset, config: TrainConfig, na
     started = time.monotonic()
     outcome = finetune(train, val, config, state, progress, progress.epoch_done if progress else None)
     seconds = time.monotonic() - started
-    return Bundle(
+    bundle = Bundle(
         state_dict=outcome.state_dict,
         labels=train.classes,
         input=config.input,
@@ -113,6 +119,14 @@ def train_bundle(train: ImageDataset, val: ImageDataset, config: TrainConfig, na
             "train_config": {k: v for k, v in asdict(config).items() if k not in ("input", "augment")},
         },
     )
+    return replace(bundle, features=trained_feature_stats(bundle, train, val))
+
+
+def trained_feature_stats(bundle: Bundle, train: ImageDataset, val: ImageDataset) -> FeatureStats:
+    """The new bundle's feature mean, prototypes per label and unknown calibration (one pass over the pictures)."""
+    classifier = bundle.to_classifier()
+    features_of = batched_features(classifier, BatchPreprocessor(bundle.input, STATS_BATCH))
+    return compute_feature_stats(features_of, train.images, train.labels, val.images, val.labels, len(bundle.labels))
 
 
 def _metrics(outcome: TrainingOutcome) -> dict[str, Any]:

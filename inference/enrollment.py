@@ -1,0 +1,111 @@
+"""From pictures of one product to its gallery entry: unusable views skipped and counted, the rest turned into
+prototypes in the bundle's feature space."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from inference.feature_stats import FeatureStats
+from inference.gallery import GalleryEntry, new_entry, normalized
+from inference.preprocess import BatchPreprocessor
+
+BATCH = 32
+BLUR_SHARE = 0.35
+"""A view sharper than this share of the median sharpness of the views offered is kept."""
+DUPLICATE_SIMILARITY = 0.985
+"""A view this similar (cosine, centred features) to a view already kept adds nothing."""
+MIN_VIEWS = 5
+PROTOTYPES_PER_LABEL = 8
+
+
+class EnrollmentError(ValueError):
+    """Too few usable views, or a model that cannot enroll; the message says what to do."""
+
+
+@dataclass
+class ViewTally:
+    """What happened to the views offered."""
+
+    offered: int = 0
+    kept: int = 0
+    blurred: int = 0
+    duplicate: int = 0
+    without_product: int = 0
+    unreadable: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"{self.kept} of {self.offered} views kept (skipped: {self.blurred} blurred, {self.duplicate} "
+                f"duplicate, {self.without_product} without a product, {self.unreadable} unreadable)")
+
+
+def sharpness(image: np.ndarray) -> float:
+    """Variance of the Laplacian of the picture's grey centre, shrunk to 160 px: low for blurred pictures."""
+    height, width = image.shape[:2]
+    scale = 160.0 / max(1, min(height, width))
+    grey = cv2.cvtColor(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+class Enroller:
+    """Turns views of one product into a gallery entry with a bundle's classifier and feature statistics.
+
+    `empty_labels`: trained labels meaning "no product" (an empty-lane class); a view the head gives one of them
+    as its best guess (at least `empty_score`) is skipped."""
+
+    def __init__(self, classifier, stats: Optional[FeatureStats], empty_labels: Sequence[str] = (),
+                 empty_score: float = 0.5, prototypes: int = PROTOTYPES_PER_LABEL) -> None:
+        if stats is None:
+            raise EnrollmentError("this bundle has no feature statistics (it was trained before streamrec could "
+                                  "enroll products): train it again with `streamrec finetune`, then enroll")
+        if getattr(classifier, "feature_dim", None) != stats.feature_dim:
+            raise EnrollmentError("this model gives no features of the width its statistics have; "
+                                  "train the bundle again with `streamrec finetune`")
+        self.classifier, self.stats, self.prototypes = classifier, stats, prototypes
+        self._empty = [i for i, label in enumerate(classifier.labels) if label in set(empty_labels)]
+        self._empty_score = empty_score
+        self._preprocess = BatchPreprocessor(classifier.input_spec, BATCH)
+
+    def unit_features(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(centred unit features (N, D), head probabilities (N, C)) of BGR pictures."""
+        import torch
+
+        units, probabilities = [], []
+        for start in range(0, len(images), BATCH):
+            logits, features = self.classifier.predict_with_features(self._preprocess(list(images[start:start + BATCH])))
+            units.append(normalized(features.float().numpy(), self.stats.mean))
+            probabilities.append(torch.softmax(logits.float(), dim=1).numpy())
+        if not units:
+            return np.zeros((0, self.stats.feature_dim), np.float32), np.zeros((0, len(self.classifier.labels)))
+        return np.concatenate(units), np.concatenate(probabilities)
+
+    def keep(self, images: Sequence[np.ndarray], tally: ViewTally) -> np.ndarray:
+        """The centred unit features of the usable views (blurred, empty and duplicate ones skipped, counted)."""
+        tally.offered += len(images)
+        if not images:
+            return np.zeros((0, self.stats.feature_dim), np.float32)
+        sharp = np.array([sharpness(image) for image in images])
+        usable = sharp >= BLUR_SHARE * float(np.median(sharp))
+        tally.blurred += int((~usable).sum())
+        units, probabilities = self.unit_features([image for image, ok in zip(images, usable) if ok])
+        kept: list[np.ndarray] = []
+        for unit, probability in zip(units, probabilities):
+            if self._empty and int(np.argmax(probability)) in self._empty and probability.max() >= self._empty_score:
+                tally.without_product += 1
+            elif kept and float(np.max(np.stack(kept) @ unit)) >= DUPLICATE_SIMILARITY:
+                tally.duplicate += 1
+            else:
+                kept.append(unit)
+        tally.kept += len(kept)
+        return np.stack(kept) if kept else np.zeros((0, self.stats.feature_dim), np.float32)
+
+    def entry(self, label: str, kept: np.ndarray, source: str, tally: ViewTally) -> GalleryEntry:
+        """The gallery entry of `label` from its kept views (EnrollmentError when there are too few)."""
+        if len(kept) < MIN_VIEWS:
+            raise EnrollmentError(f"only {tally.line()}; {label!r} needs at least {MIN_VIEWS} usable views: "
+                                  "give more (or sharper) pictures of the product, each from another side")
+        return new_entry(label, kept, self.prototypes, source)

@@ -1,0 +1,191 @@
+"""The gallery of enrolled products: a few L2-normalized prototypes per label, kept beside the bundle they belong to.
+
+`BUNDLE.gallery` is one NumPy archive: the prototypes, which label each belongs to, and a JSON header (the
+bundle's model id, the feature width, and per label the number of views kept and where they came from). It is
+written atomically; a file that does not read back, or that belongs to other weights, is refused with a
+message saying what to do, never taken as an empty gallery.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from inference.artifacts import staged
+from inference.errors import ModelError
+
+GALLERY_FORMAT = "streamrec-gallery"
+GALLERY_VERSION = 1
+GALLERY_SUFFIX = ".gallery"
+
+
+class GalleryError(ModelError):
+    """A gallery file is damaged, of a newer format, or made with other weights (exit 78)."""
+
+
+def gallery_path_for(bundle: Path) -> Path:
+    """Where a bundle's gallery lives: `products.bundle` → `products.bundle.gallery`."""
+    bundle = Path(bundle)
+    return bundle.with_name(bundle.name + GALLERY_SUFFIX)
+
+
+def normalized(vectors: np.ndarray, center: Optional[np.ndarray] = None) -> np.ndarray:
+    """Rows shifted by `center` (the mean feature of the trained pictures) and scaled to unit length."""
+    shifted = np.asarray(vectors, np.float32) - (0.0 if center is None else center)
+    norms = np.linalg.norm(shifted, axis=1, keepdims=True)
+    return shifted / np.maximum(norms, 1e-12)
+
+
+def prototypes_of(unit_vectors: np.ndarray, count: int, seed: int = 0, iterations: int = 20) -> np.ndarray:
+    """Up to `count` unit-length k-means centres (spherical k-means) of unit vectors: the views' main looks."""
+    views = np.asarray(unit_vectors, np.float32)
+    if len(views) <= count:
+        return views.copy()
+    rng = np.random.default_rng(seed)
+    centres = views[_spread_start(views, count, rng)].copy()
+    for _ in range(iterations):
+        nearest = np.argmax(views @ centres.T, axis=1)
+        for k in range(count):
+            members = views[nearest == k]
+            if len(members):
+                centres[k] = members.mean(axis=0)
+        centres = normalized(centres)
+    return centres
+
+
+def _spread_start(views: np.ndarray, count: int, rng: np.random.Generator) -> list[int]:
+    """k-means++-style starting points: each next one far from those chosen."""
+    chosen = [int(rng.integers(len(views)))]
+    for _ in range(count - 1):
+        distance = 1.0 - np.max(views @ views[chosen].T, axis=1)
+        weights = np.maximum(distance, 0.0) ** 2
+        total = weights.sum()
+        chosen.append(int(rng.choice(len(views), p=weights / total)) if total > 0 else int(rng.integers(len(views))))
+    return chosen
+
+
+@dataclass(frozen=True)
+class GalleryEntry:
+    """One enrolled product."""
+
+    label: str
+    prototypes: np.ndarray
+    """(k, D) unit vectors."""
+    views: int
+    """Pictures the prototypes were made from."""
+    source: str = ""
+    """Where the views came from, e.g. `images:/photos/oat milk` or `camera:usb:0`."""
+    enrolled_at: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        return {"label": self.label, "views": self.views, "prototypes": int(len(self.prototypes)),
+                "source": self.source, "enrolled_at": self.enrolled_at}
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Every enrolled product of one model (identified by its `model_id`)."""
+
+    model_id: str
+    feature_dim: int
+    entries: tuple[GalleryEntry, ...] = ()
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(entry.label for entry in self.entries)
+
+    def with_entry(self, entry: GalleryEntry) -> "Gallery":
+        """This gallery with `entry` added, replacing an entry of the same label."""
+        if entry.prototypes.ndim != 2 or entry.prototypes.shape[1] != self.feature_dim:
+            raise ValueError(f"prototypes of width {entry.prototypes.shape} do not fit features of {self.feature_dim}")
+        kept = tuple(e for e in self.entries if e.label != entry.label)
+        return replace(self, entries=kept + (entry,))
+
+    def without(self, label: str) -> "Gallery":
+        """This gallery without `label` (KeyError when it is not enrolled)."""
+        if label not in self.labels:
+            raise KeyError(label)
+        return replace(self, entries=tuple(e for e in self.entries if e.label != label))
+
+    def matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """(P, D) prototypes of every entry, and (P,) the entry index of each."""
+        if not self.entries:
+            return np.zeros((0, self.feature_dim), np.float32), np.zeros((0,), np.int64)
+        rows = np.concatenate([entry.prototypes for entry in self.entries]).astype(np.float32)
+        owners = np.concatenate([np.full(len(entry.prototypes), i) for i, entry in enumerate(self.entries)])
+        return rows, owners
+
+
+def new_entry(label: str, unit_views: np.ndarray, prototypes_per_label: int, source: str) -> GalleryEntry:
+    """An entry from the normalized features of its kept views."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return GalleryEntry(label, prototypes_of(unit_views, prototypes_per_label), int(len(unit_views)), source, now)
+
+
+def save_gallery(gallery: Gallery, path: Path) -> Path:
+    """Write atomically: a running service reading it sees the old gallery or the new one, never half."""
+    rows, owners = gallery.matrix()
+    header = {"format": GALLERY_FORMAT, "format_version": GALLERY_VERSION, "model_id": gallery.model_id,
+              "feature_dim": gallery.feature_dim, "entries": [e.summary() for e in gallery.entries],
+              "calibration": gallery.calibration}
+    with staged(Path(path)) as partial:
+        with open(partial, "wb") as handle:
+            np.savez(handle, header=np.frombuffer(json.dumps(header).encode(), np.uint8), prototypes=rows,
+                     owners=owners)
+        load_gallery(partial, gallery.model_id)
+        partial.chmod(0o644)
+    return Path(path)
+
+
+def load_gallery(path: Path, model_id: Optional[str] = None) -> Gallery:
+    """Read a gallery; GalleryError when it is damaged, newer, or (with `model_id`) made for other weights."""
+    path = Path(path)
+    try:
+        with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as archive:
+            header = json.loads(archive["header"].tobytes().decode())
+            rows, owners = archive["prototypes"], archive["owners"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as exc:
+        raise GalleryError(f"gallery {path} is damaged or truncated ({exc.__class__.__name__}: {str(exc)[:120]}); "
+                           f"restore it from a backup, or move it away and enroll the products again") from None
+    return _checked(header, rows, owners, path, model_id)
+
+
+def _checked(header: Any, rows: np.ndarray, owners: np.ndarray, path: Path, model_id: Optional[str]) -> Gallery:
+    if not isinstance(header, dict) or header.get("format") != GALLERY_FORMAT:
+        raise GalleryError(f"{path} is not a streamrec gallery")
+    if int(header.get("format_version", 0)) > GALLERY_VERSION:
+        raise GalleryError(f"{path} was written by a newer streamrec (gallery format {header['format_version']}); "
+                           "upgrade")
+    if model_id is not None and header.get("model_id") != model_id:
+        raise GalleryError(f"{path} was enrolled with model {header.get('model_id')}, not {model_id}: its prototypes "
+                           "do not fit these weights; move it away and enroll the products again with this model")
+    entries = header.get("entries") or []
+    if rows.ndim != 2 or rows.shape[1] != int(header.get("feature_dim", -1)) or len(owners) != len(rows):
+        raise GalleryError(f"gallery {path} is inconsistent (prototype table {rows.shape}); enroll again")
+    built = []
+    for index, summary in enumerate(entries):
+        mine = rows[owners == index]
+        if not len(mine) or not summary.get("label"):
+            raise GalleryError(f"gallery {path} is inconsistent (entry {index} has no prototypes); enroll again")
+        built.append(GalleryEntry(str(summary["label"]), mine.astype(np.float32), int(summary.get("views", 0)),
+                                  str(summary.get("source", "")), str(summary.get("enrolled_at", ""))))
+    return Gallery(str(header.get("model_id")), int(header["feature_dim"]), tuple(built),
+                   dict(header.get("calibration") or {}))
+
+
+def describe(gallery: Gallery) -> list[dict[str, Any]]:
+    """What `streamrec model info` lists: each label with its views and prototypes."""
+    return [entry.summary() for entry in gallery.entries]
+
+
+def labels_clash(gallery: Gallery, trained: Sequence[str]) -> list[str]:
+    """Gallery labels that are also trained labels (enrolling a trained label adds views to it; see enroll)."""
+    return [label for label in gallery.labels if label in set(trained)]

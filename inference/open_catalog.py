@@ -1,0 +1,86 @@
+"""Recognition over the trained head and the gallery at once: one ranked list per frame, and how unlike any known
+product the frame is.
+
+Every label, trained or enrolled, has prototypes in the same (centred, unit-length) feature space. A softmax over
+each label's best cosine similarity (times a temperature) says how much of the frame's probability belongs to
+each enrolled product and how much to the trained ones together; the trained share is then split the way the
+head, which knows its own products best, splits it. With an empty gallery the list is exactly the head's.
+
+`unknown_score` is the share of known validation pictures that were more similar to their nearest prototype
+than this frame is to any: 0.5 is a typical known picture, 0.99 is further from every known product than 99%
+of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from inference.feature_stats import CALIBRATION_QUANTILES, FeatureStats
+from inference.gallery import Gallery, normalized
+from inference.topk import Prediction
+
+DEFAULT_TEMPERATURE = 20.0
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """One frame's ranked labels (best first) and its unknown score."""
+
+    ranked: tuple[Prediction, ...]
+    unknown_score: float
+
+
+class OpenCatalog:
+    """The trained labels (with their feature statistics) and the gallery of one model."""
+
+    def __init__(self, head_labels: Sequence[str], stats: FeatureStats, gallery: Gallery,
+                 temperature: float = DEFAULT_TEMPERATURE) -> None:
+        self.head_labels = tuple(head_labels)
+        self.stats, self.gallery, self.temperature = stats, gallery, temperature
+        rows, owners = gallery.matrix()
+        self._prototypes = np.concatenate([stats.prototypes, rows]).astype(np.float32)
+        self._owners = np.concatenate([stats.owners, owners + len(self.head_labels)]).astype(np.int64)
+        self.labels = self.head_labels + gallery.labels
+        self._quantiles = np.asarray(stats.known_similarity, np.float64)
+
+    def recognize(self, logits: torch.Tensor, features: torch.Tensor, k: int) -> list[Recognition]:
+        """For each row, the k best labels over head and gallery, and the unknown score."""
+        similarity = self.label_similarity(features)
+        head = torch.softmax(logits.float(), dim=1).numpy()
+        combined = self._combine(head, similarity)
+        best = np.argsort(-combined, axis=1)[:, :k]
+        unknown = self.unknown_scores(similarity.max(axis=1))
+        trained = len(self.head_labels)
+        return [Recognition(tuple(Prediction(self.labels[i], int(i), float(row[i]), "head" if i < trained else "gallery")
+                                  for i in order), float(score))
+                for row, order, score in zip(combined, best, unknown)]
+
+    def label_similarity(self, features: torch.Tensor) -> np.ndarray:
+        """(N, labels) each label's best cosine similarity to the frame (-1 for a label without prototypes)."""
+        units = normalized(features.float().numpy(), self.stats.mean)
+        per_prototype = units @ self._prototypes.T
+        similarity = np.full((len(units), len(self.labels)), -1.0, np.float32)
+        np.maximum.at(similarity.T, self._owners, per_prototype.T)
+        return similarity
+
+    def _combine(self, head: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+        trained = len(self.head_labels)
+        if not self.gallery.entries:
+            return head
+        z = self.temperature * similarity
+        z -= z.max(axis=1, keepdims=True)
+        share = np.exp(z)
+        share /= share.sum(axis=1, keepdims=True)
+        trained_share = share[:, :trained].sum(axis=1, keepdims=True)
+        return np.concatenate([head * trained_share, share[:, trained:]], axis=1)
+
+    def unknown_scores(self, nearest: np.ndarray) -> np.ndarray:
+        """The share of known pictures more similar to their nearest prototype than `nearest` (0-1)."""
+        if not len(self._quantiles):
+            return np.zeros(len(nearest))
+        below = np.interp(nearest, self._quantiles, CALIBRATION_QUANTILES, left=0.0, right=1.0)
+        return np.clip(1.0 - below, 0.0, 1.0)

@@ -1,0 +1,132 @@
+"""`streamrec enroll`: add a product to a bundle's gallery from photos or a camera, or remove one; no retraining.
+
+The gallery is written beside the bundle (`BUNDLE.gallery`, atomically).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, TextIO
+
+import numpy as np
+
+from inference.bundle import Bundle, load_bundle
+from inference.enrollment import Enroller, EnrollmentError, ViewTally
+from inference.gallery import Gallery, gallery_path_for, load_gallery, save_gallery
+from inference.open_catalog import OpenCatalog
+from inference.training.dataset import IMAGE_SUFFIXES, read_image
+from stream.tools.progress import ProgressBar
+
+DEFAULT_EMPTY_LABELS = ("empty",)
+MAX_CAMERA_VIEWS = 300
+"""At most this many frames of a camera session are looked at (evenly spread), so a long session stays quick."""
+
+
+@dataclass(frozen=True)
+class EnrollRequest:
+    """What `streamrec enroll` was asked to do."""
+
+    bundle: Path
+    label: Optional[str] = None
+    images: Optional[Path] = None
+    source: Optional[str] = None
+    seconds: float = 10.0
+    remove: Optional[str] = None
+    empty_labels: tuple[str, ...] = DEFAULT_EMPTY_LABELS
+
+
+def current_gallery(bundle: Bundle, path: Path) -> Gallery:
+    """The bundle's gallery, or an empty one when it has none yet (GalleryError when it is damaged)."""
+    if path.exists():
+        return load_gallery(path, bundle.model_id)
+    dim = bundle.features.feature_dim if bundle.features is not None else 0
+    return Gallery(bundle.model_id, dim)
+
+
+def run_enroll(request: EnrollRequest, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+    """Enroll or remove; raises EnrollmentError (bad use, too few views) or ModelError (bundle, gallery)."""
+    bundle = load_bundle(request.bundle)
+    path = gallery_path_for(request.bundle)
+    gallery = current_gallery(bundle, path)
+    if request.remove is not None:
+        _remove(gallery, request.remove, path, out)
+        return
+    label = (request.label or "").strip()
+    if not label:
+        raise EnrollmentError("name the product: --label NAME")
+    if label in bundle.labels:
+        raise EnrollmentError(f"{label!r} is a trained label of {request.bundle.name}; enroll new products under "
+                              "names of their own")
+    started = time.monotonic()
+    enroller = Enroller(bundle.to_classifier(request.bundle), bundle.features, request.empty_labels)
+    tally = ViewTally()
+    if request.images is not None:
+        views, source = _photos(request.images, tally, err), f"images:{request.images}"
+    else:
+        views, source = _camera_frames(request.source or "", request.seconds, err), f"camera:{request.source}"
+    entry = enroller.entry(label, enroller.keep(views, tally), source, tally)
+    updated = gallery.with_entry(entry)
+    save_gallery(updated, path)
+    out.write(f"enrolled {label!r}: {tally.line()}, {len(entry.prototypes)} prototypes, in "
+              f"{time.monotonic() - started:.1f} s\n")
+    _preview(bundle, updated, enroller, views, label, out)
+    out.write(f"gallery {path}: {len(updated.entries)} enrolled product(s)\n")
+
+
+def _remove(gallery: Gallery, label: str, path: Path, out: TextIO) -> None:
+    try:
+        updated = gallery.without(label)
+    except KeyError:
+        known = ", ".join(repr(name) for name in gallery.labels) or "none"
+        raise EnrollmentError(f"{label!r} is not enrolled (enrolled: {known})") from None
+    save_gallery(updated, path)
+    out.write(f"removed {label!r}; gallery {path}: {len(updated.entries)} enrolled product(s)\n")
+
+
+def _photos(folder: Path, tally: ViewTally, err: TextIO) -> list[np.ndarray]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EnrollmentError(f"{folder}: no such folder; give a folder of jpg/png/webp photos of the product")
+    files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise EnrollmentError(f"{folder}: no jpg/png/webp photos found")
+    bar = ProgressBar("reading photos", len(files), err)
+    views = []
+    for done, file in enumerate(files, 1):
+        image = read_image(file)
+        if image is None:
+            tally.unreadable += 1
+        else:
+            views.append(image)
+        bar.update(done)
+    bar.close(f"{len(views)} photos")
+    tally.offered += tally.unreadable
+    return views
+
+
+def _camera_frames(spec: str, seconds: float, err: TextIO) -> list[np.ndarray]:
+    from stream.tools.enroll_camera import record
+
+    return record(spec, seconds, err, MAX_CAMERA_VIEWS)
+
+
+def _preview(bundle: Bundle, gallery: Gallery, enroller: Enroller, views: Sequence[np.ndarray], label: str,
+             out: TextIO) -> None:
+    """How the product's own views are recognized now, and the known product it looks most like."""
+    if not views or bundle.features is None:
+        return
+    catalog = OpenCatalog(bundle.labels, bundle.features, gallery)
+    sample = list(views[:: max(1, len(views) // 40)])
+    logits, features = enroller.classifier.predict_with_features(enroller._preprocess(sample[:32]))
+    found = catalog.recognize(logits, features, 2)
+    hits = sum(1 for r in found if r.ranked[0].label == label)
+    similarity = catalog.label_similarity(features)
+    others = [i for i, name in enumerate(catalog.labels) if name != label]
+    closest = others[int(np.argmax(similarity[:, others].mean(axis=0)))] if others else None
+    line = f"preview: {hits} of {len(found)} of its views recognized as {label!r}"
+    if closest is not None:
+        line += f"; most like {catalog.labels[closest]!r} (similarity {float(similarity[:, closest].mean()):.2f})"
+    out.write(line + "\n")

@@ -1,0 +1,76 @@
+"""`streamrec enroll`: a product added to a bundle's gallery from photos or a (synthetic) camera, listed by
+`model info`, removed again; trained labels, damaged galleries and too few views refused with clear messages."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from capture.new_products import new_products
+from capture.scene import SpriteCache, render_sample
+from inference.gallery import gallery_path_for, load_gallery
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def bundle(tiny_bundle, tmp_path):
+    """A copy of the tiny bundle: enrolling writes its gallery beside it."""
+    return shutil.copy(tiny_bundle, tmp_path / "shop.bundle")
+
+
+def _photos(folder, count=30, seed=3):
+    product = new_products(1, seed)[0]
+    folder.mkdir()
+    sprites = SpriteCache()
+    for i in range(count):
+        picture = render_sample(product, np.random.default_rng([seed, i]), 240, sprites)
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), cv2.resize(picture, (320, 240)))
+    return folder
+
+
+def test_photos_enroll_a_product_that_model_info_then_lists(bundle, tmp_path):
+    done = run_cli("enroll", "--model", str(bundle), "--label", "oat milk", "--images", str(_photos(tmp_path / "oat")))
+    assert done.returncode == 0, done.stderr
+    assert "enrolled 'oat milk'" in done.stdout and "views kept" in done.stdout and "preview:" in done.stdout
+    gallery = load_gallery(gallery_path_for(bundle))
+    assert gallery.labels == ("oat milk",) and 5 <= gallery.entries[0].views <= 30
+    info = json.loads(run_cli("model", "info", str(bundle)).stdout)
+    assert [p["label"] for p in info["gallery"]["products"]] == ["oat milk"]
+    assert info["features"]["dim"] == 512 and info["features"]["calibrated"]
+
+
+def test_a_product_held_in_front_of_a_camera_is_enrolled(bundle):
+    done = run_cli("enroll", "--model", str(bundle), "--label", "lulu", "--source", "synthetic:hold", "--seconds", "2")
+    assert done.returncode == 0, done.stderr
+    assert "recording 2 s" in done.stderr
+    entry = load_gallery(gallery_path_for(bundle)).entries[0]
+    assert entry.source == "camera:synthetic:hold" and entry.views >= 5
+
+
+def test_removing_a_product_leaves_the_others(bundle, tmp_path):
+    for label, seed in (("oat milk", 3), ("rice cakes", 4)):
+        photos = _photos(tmp_path / label.replace(" ", "-"), seed=seed)
+        assert run_cli("enroll", "--model", str(bundle), "--label", label, "--images", str(photos)).returncode == 0
+    done = run_cli("enroll", "--model", str(bundle), "--remove", "oat milk")
+    assert done.returncode == 0 and "removed 'oat milk'" in done.stdout
+    assert load_gallery(gallery_path_for(bundle)).labels == ("rice cakes",)
+    missing = run_cli("enroll", "--model", str(bundle), "--remove", "tea")
+    assert missing.returncode == 2 and "'tea' is not enrolled (enrolled: 'rice cakes')" in missing.stderr
+
+
+def test_a_trained_label_or_too_few_views_are_refused(bundle, tmp_path):
+    photos = _photos(tmp_path / "few", count=3)
+    trained = run_cli("enroll", "--model", str(bundle), "--label", "cola can", "--images", str(photos))
+    assert trained.returncode == 2 and "is a trained label" in trained.stderr
+    few = run_cli("enroll", "--model", str(bundle), "--label", "oat milk", "--images", str(photos))
+    assert few.returncode == 2 and "needs at least 5 usable views" in few.stderr
+    assert not gallery_path_for(bundle).exists()
+
+
+def test_a_damaged_gallery_stops_enrolling_with_exit_78(bundle, tmp_path):
+    gallery_path_for(bundle).write_bytes(b"PK\x03\x04 half a file")
+    done = run_cli("enroll", "--model", str(bundle), "--label", "oat milk", "--images", str(_photos(tmp_path / "oat")))
+    assert done.returncode == 78 and "damaged or truncated" in done.stderr
+    assert gallery_path_for(bundle).read_bytes() == b"PK\x03\x04 half a file"  # left for the operator to restore
