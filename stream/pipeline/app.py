@@ -92,7 +92,7 @@ class Pipeline:
         sinks: list[ResultSink] = [self.publisher_thread, *(s for s in (self.display, self.web_latest) if s), *extra_sinks]
         self.worker = InferenceWorker(
             self.queues, self.model, sinks, self.stats, stop, config.batching, config.model.top_k, self.uploads,
-            ChangeDetector.from_config(config), model_lanes(config),
+            ChangeDetector.from_config(config), model_lanes(config), config.model.unknown_threshold,
         )
         self.captures = [
             CaptureThread(

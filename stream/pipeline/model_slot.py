@@ -59,6 +59,7 @@ class ModelSlot:
         self._optimizing = False
         self._note = ""
         self._failing: object = _NONE_FAILING
+        self._catalog: Optional[Any] = None
         self.swaps = 0
 
     @property
@@ -71,6 +72,18 @@ class ModelSlot:
         with self._lock:
             self._classifier = classifier
             self.swaps += 1
+
+    def set_catalog(self, catalog: Optional[Any]) -> None:
+        """The open catalog (inference/open_catalog.py) of the model, used from the next batch on."""
+        with self._lock:
+            self._catalog = catalog
+
+    def catalog_for(self, classifier: Classifier) -> Optional[Any]:
+        """The open catalog when it belongs to `classifier` (same weights and trained labels), else None."""
+        catalog = self._catalog
+        if catalog is None or catalog.gallery.model_id != classifier.model_id:
+            return None
+        return catalog if tuple(catalog.head_labels) == tuple(classifier.labels) else None
 
     def set_optimizing(self, optimizing: bool) -> None:
         """Whether a faster path (or a reloaded model) is being built in the background."""

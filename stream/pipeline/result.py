@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Optional
 
 from capture.frame import Frame
 from inference.topk import Prediction
@@ -18,6 +19,10 @@ class Result:
     model: str
     classified_mono: float
     reused: bool = False
+    unknown_score: Optional[float] = None
+    """How unlike every known product the frame is (0-1), when the model has feature statistics."""
+    unknown: bool = False
+    """unknown_score reached the configured threshold."""
 
     @property
     def camera(self) -> str:

@@ -15,6 +15,7 @@ import torch
 from capture.frame import Frame
 from capture.queue import FrameQueueSet
 from config.schema import BatchingConfig
+from inference.features import predict_with_features
 from inference.model import Classifier, takes_rgb_uint8
 from inference.preprocess import BatchPreprocessor
 from inference.topk import top_k
@@ -176,6 +177,7 @@ class InferenceWorker(threading.Thread):
         uploads: Optional[UploadChannel] = None,
         skip: Optional[ChangeDetector] = None,
         lanes: int = 1,
+        unknown_threshold: float = 0.99,
     ) -> None:
         super().__init__(name="inference", daemon=True)
         self.model = model if isinstance(model, ModelSlot) else ModelSlot(model)
@@ -183,6 +185,7 @@ class InferenceWorker(threading.Thread):
         self._stats = stats
         self._stop_event = stop
         self._top_k = top_k
+        self._unknown_threshold = unknown_threshold
         self._uploads = uploads
         self._skip = skip
         self._preparer = BatchPreparer(queues, self.model, lanes + SPARE_BUFFERS, skip, batching, stop)
@@ -285,14 +288,19 @@ class InferenceWorker(threading.Thread):
 
     def _run_model(self, classifier: Classifier, frames: Sequence[Frame], inputs: torch.Tensor) -> list[Result]:
         started = time.monotonic()
+        catalog = self.model.catalog_for(classifier)
         try:
-            logits = classifier.predict(inputs)
+            logits, features = predict_with_features(classifier, inputs) if catalog else (classifier.predict(inputs), None)
         except Exception:
             self.model.report(classifier, ok=False)
             raise
         self.model.report(classifier, ok=True)
-        ranked = top_k(logits, classifier.labels, self._top_k)
         finished = time.monotonic()
         self._stats.record_batch((frame.camera for frame in frames), finished - started)
         model_id = classifier.model_id
-        return [Result(frame, predictions, model_id, finished) for frame, predictions in zip(frames, ranked)]
+        if catalog is None or features is None:
+            ranked = top_k(logits, classifier.labels, self._top_k)
+            return [Result(frame, predictions, model_id, finished) for frame, predictions in zip(frames, ranked)]
+        found = catalog.recognize(logits, features, self._top_k)
+        return [Result(frame, r.ranked, model_id, finished, unknown_score=r.unknown_score,
+                       unknown=r.unknown_score >= self._unknown_threshold) for frame, r in zip(frames, found)]

@@ -24,6 +24,7 @@ from stream.pipeline.model_slot import ModelSlot
 from stream.pipeline.worker import ResultSink
 from stream.service import exit_codes
 from stream.service.calibration import frame_source
+from stream.service.gallery_watch import gallery_watcher
 from stream.service.models import ModelManager, start_plan
 from stream.service.notify import NotifierThread
 from stream.service.reload import ReloadThread
@@ -72,6 +73,7 @@ def run_pipeline(
     models = ModelManager(pipeline.model, plan, config.batching.max_batch, models_dir, frame_source)
     reloader = ReloadThread(config, reread or (lambda: config), models, pipeline.reload_requested, stop)
     link = remote_link(config.model, start, pipeline.model, stop, plan, config.batching.max_batch, models_dir)
+    gallery = gallery_watcher(config.model, pipeline.model, stop)
     bridge: Optional[BridgeThread] = None
 
     def started() -> None:
@@ -80,6 +82,8 @@ def run_pipeline(
             models.serve(start)
         if link is not None:
             link.start()
+        if gallery is not None:
+            gallery.start()
         if config.mqtt.broker is not None:
             bridge = BridgeThread(config.mqtt, pipeline.publisher.endpoint, stop)
             bridge.start()
@@ -89,7 +93,7 @@ def run_pipeline(
     finally:
         stop.set()
         models.close()
-        for thread in (reloader, bridge, link):
+        for thread in (reloader, bridge, link, gallery):
             if thread is not None and thread.ident is not None:
                 thread.join(THREAD_JOIN_S)
     log.info("run ended: %s", outcome.value)

@@ -37,8 +37,11 @@ class WireEncoder:
             captured_at=round(frame.captured_at, 6),
             latency_ms=round(latency_ms, 2),
             model=result.model,
-            topk=[{"label": p.label, "index": p.index, "score": round(p.score, 6)} for p in result.topk],
+            topk=[{"label": p.label, "index": p.index, "score": round(p.score, 6), "source": p.source}
+                  for p in result.topk],
         )
+        if result.unknown_score is not None:
+            payload.update(unknown_score=round(result.unknown_score, 4), unknown=result.unknown)
         if result.reused:
             payload["reused"] = True
         if stale:
