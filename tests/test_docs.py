@@ -82,7 +82,8 @@ def test_every_cli_flag_is_in_the_readme_synopsis(words, flags):
 def wire_payloads() -> list[dict]:
     encoder = WireEncoder("boot1")
     frame = Frame("cam0", 7, time.time(), time.monotonic(), np.zeros((2, 2, 3), np.uint8))
-    result = Result(frame, (Prediction("cola", 1, 0.9),), "m", time.monotonic(), reused=True)
+    result = Result(frame, (Prediction("cola", 1, 0.9),), "m", time.monotonic(), reused=True, unknown_score=0.5,
+                    unknown=True)
     event = ItemEvent("cam0", EventKind.ITEM_PRESENT, "e1", "cola", 1, 0.9, 5)
     cameras = camera_entries([CameraStatus("cam0", "synthetic")], WorkerStats(), lambda camera: None)
     messages = [encoder.result(result, 1.0, stale=True), encoder.event(event), encoder.heartbeat(1.0, cameras)]

@@ -24,13 +24,23 @@ def sample_result(reused=False) -> Result:
     return Result(frame, predictions, "resnet18-imagenet1k-v1", time.monotonic(), reused=reused)
 
 
+def test_a_result_of_the_open_catalog_carries_its_unknown_score_and_sources():
+    frame = Frame("cam0", 43, 1_700_000_000.5, time.monotonic(), np.zeros((2, 2, 3), np.uint8))
+    ranked = (Prediction("oat milk", 11, 0.91, "gallery"), Prediction("milk carton", 9, 0.06))
+    result = Result(frame, ranked, "shop-1", time.monotonic(), unknown_score=0.421234, unknown=False)
+    _topic, payload = decode(WireEncoder("boot1").result(result, 5.0, stale=False))
+    assert [p["source"] for p in payload["topk"]] == ["gallery", "head"]
+    assert payload["unknown_score"] == 0.4212 and payload["unknown"] is False
+
+
 def test_result_message_has_every_field():
     topic, payload = decode(WireEncoder("boot1", clock=lambda: 123.0).result(sample_result(), 12.345, stale=False))
     assert topic == "result/cam0"
     assert set(payload) == ENVELOPE | {"camera", "frame_seq", "captured_at", "latency_ms", "model", "topk"}
     assert payload["v"] == 1 and payload["type"] == "result" and payload["boot"] == "boot1" and payload["ts"] == 123.0
     assert payload["frame_seq"] == 42 and payload["captured_at"] == 1_700_000_000.5 and payload["latency_ms"] == 12.35
-    assert payload["topk"] == [{"label": "cola", "index": 1, "score": 0.8}, {"label": "chips", "index": 2, "score": 0.15}]
+    assert payload["topk"] == [{"label": "cola", "index": 1, "score": 0.8, "source": "head"},
+                               {"label": "chips", "index": 2, "score": 0.15, "source": "head"}]
 
 
 def test_reused_and_stale_flags_appear_only_when_true():

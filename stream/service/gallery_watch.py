@@ -30,7 +30,7 @@ class GalleryWatcher(threading.Thread):
                  stop: threading.Event, interval: float = CHECK_S) -> None:
         super().__init__(name="gallery-watch", daemon=True)
         self._slot, self._path, self._labels, self._model_id = slot, gallery_path_for(bundle), labels, model_id
-        self._stats, self._stop, self._interval = stats, stop, interval
+        self._stats, self._stop_event, self._interval = stats, stop, interval
         self._stamp: Optional[tuple[int, int]] = None
 
     def load_now(self) -> OpenCatalog:
@@ -43,7 +43,7 @@ class GalleryWatcher(threading.Thread):
         return catalog
 
     def run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop_event.wait(self._interval):
             if self._current_stamp() == self._stamp:
                 continue
             try:
