@@ -14,7 +14,7 @@ from inference.errors import ModelError
 from inference.loader import load_classifier
 from inference.preprocess import BatchPreprocessor
 from inference.remote import parse_remote_spec
-from inference.triton_export import export_triton
+from inference.triton_export import TritonSettings, export_triton
 from tests.triton_fixture import (
     TritonServer,
     free_port,
@@ -33,7 +33,9 @@ def triton(tiny_bundle, tmp_path_factory):
     require_triton()
     repository = tmp_path_factory.mktemp("triton-repo")
     classifier = load_bundle(tiny_bundle).to_classifier()
-    served_by_python_backend(export_triton(classifier, repository, "tiny"))
+    # Long queue wait for "tiny": on a loaded CI machine the default 100 ms makes the server reject calls, and these
+    # tests are about answers, not the queue policy ("slow" keeps the default: its test counts the rejections).
+    served_by_python_backend(export_triton(classifier, repository, "tiny", TritonSettings(queue_timeout_us=10_000_000)))
     served_by_python_backend(export_triton(classifier, repository, "slow"), delay_s=SLOW_SERVER_S)
     server = TritonServer(repository, tmp_path_factory.mktemp("triton-scratch"))
     yield server
