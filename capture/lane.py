@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -44,10 +44,12 @@ class LaneScene:
     """Frame n of the lane is a pure function of (seed, n); `pass_at` tells what is on the lane (ground truth)."""
 
     def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, seed: int = 0,
-                 timing: LaneTiming = LaneTiming(), empty: bool = False) -> None:
+                 timing: LaneTiming = LaneTiming(), empty: bool = False, products: Sequence[Product] = PRODUCTS) -> None:
         self.width, self.height, self.fps, self.seed, self.timing = width, height, fps, seed, timing
         self.empty = empty
         """An empty lane: the same passes, but only a hand sweeps through (a hard case for false events)."""
+        self.products = tuple(products)
+        """What passes, each once per round in a shuffled order (default: the catalog)."""
         rng = np.random.default_rng([seed, 0])
         lighting = random_lighting(rng)
         backgrounds = [make_background(width, height, np.random.default_rng([seed, 1]))] * NOISE_POOL
@@ -114,8 +116,9 @@ class LaneScene:
 
     def _make_pass(self, index: int) -> ProductPass:
         rng = np.random.default_rng([self.seed, 2, index])
-        order = np.random.default_rng([self.seed, 4, index // len(PRODUCTS)]).permutation(len(PRODUCTS))
-        product = PRODUCTS[order[index % len(PRODUCTS)]]
+        count = len(self.products)
+        order = np.random.default_rng([self.seed, 4, index // count]).permutation(count)
+        product = self.products[order[index % count]]
         start = self._passes[-1].next_start if self._passes else int(self.timing.gap_s * self.fps)
         frames = lambda seconds, spread=0.0: max(1, int(round(seconds * self.fps * rng.uniform(1 - spread, 1 + spread))))  # noqa: E731
         rest_start = start + frames(self.timing.enter_s)

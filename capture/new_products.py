@@ -6,9 +6,11 @@ another brand colour or name, the hard case for telling a new product from a tra
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from capture.catalog import PRODUCTS, Color, Product
+from capture.scene import SpriteCache, render_sample
 
 NEW_SHAPES = ("jar", "tube", "cup")
 ALL_SHAPES = ("can", "bottle", "box", "bag", "carton", "bar", *NEW_SHAPES)
@@ -49,3 +51,15 @@ def new_products(count: int, seed: int, look_alike_share: float = 0.3) -> tuple[
     seed gives the same products."""
     rng = np.random.default_rng([seed, 17])
     return tuple(look_alike(rng, i) if rng.random() < look_alike_share else new_product(rng, i) for i in range(count))
+
+
+def render_products(products: tuple[Product, ...], per_product: int, seed: int, out_size: int,
+                    render_size: int = 224) -> np.ndarray:
+    """`per_product` training pictures of each product, as `render_class` draws the catalog's, in product order."""
+    sprites = SpriteCache()
+    images = np.empty((len(products) * per_product, out_size, out_size, 3), np.uint8)
+    for j, product in enumerate(products):
+        for i in range(per_product):
+            picture = render_sample(product, np.random.default_rng([seed, j, i]), render_size, sprites)
+            images[j * per_product + i] = cv2.resize(picture, (out_size, out_size), interpolation=cv2.INTER_AREA)
+    return images

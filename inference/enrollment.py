@@ -70,13 +70,17 @@ class Enroller:
         self._empty_score = empty_score
         self._preprocess = BatchPreprocessor(classifier.input_spec, BATCH)
 
+    def predict(self, images: Sequence[np.ndarray]):
+        """(logits, features) of at most BATCH BGR pictures, preprocessed as the pipeline does."""
+        return self.classifier.predict_with_features(self._preprocess(list(images[:BATCH])))
+
     def unit_features(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(centred unit features (N, D), head probabilities (N, C)) of BGR pictures."""
         import torch
 
         units, probabilities = [], []
         for start in range(0, len(images), BATCH):
-            logits, features = self.classifier.predict_with_features(self._preprocess(list(images[start:start + BATCH])))
+            logits, features = self.predict(images[start:start + BATCH])
             units.append(normalized(features.float().numpy(), self.stats.mean))
             probabilities.append(torch.softmax(logits.float(), dim=1).numpy())
         if not units:

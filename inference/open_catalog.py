@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from inference.feature_stats import CALIBRATION_QUANTILES, FeatureStats
-from inference.gallery import Gallery, normalized
+from inference.gallery import Gallery
 from inference.topk import Prediction
 
 DEFAULT_TEMPERATURE = 20.0
@@ -42,15 +42,23 @@ class OpenCatalog:
         self.head_labels = tuple(head_labels)
         self.stats, self.gallery, self.temperature = stats, gallery, temperature
         rows, owners = gallery.matrix()
-        self._prototypes = np.concatenate([stats.prototypes, rows]).astype(np.float32)
-        self._owners = np.concatenate([stats.owners, owners + len(self.head_labels)]).astype(np.int64)
+        all_owners = np.concatenate([stats.owners, owners + len(self.head_labels)]).astype(np.int64)
+        self._prototypes = torch.from_numpy(np.concatenate([stats.prototypes, rows]).astype(np.float32))
+        self._owners = torch.from_numpy(all_owners)
+        self._mean = torch.from_numpy(np.asarray(stats.mean, np.float32))
+        """In torch, like the model: numpy's BLAS threads spinning beside torch's cost more than the arithmetic."""
         self.labels = self.head_labels + gallery.labels
         self._quantiles = np.asarray(stats.known_similarity, np.float64)
+
+    @property
+    def prototype_count(self) -> int:
+        """Prototypes of trained and enrolled labels together."""
+        return int(self._prototypes.shape[0])
 
     def recognize(self, logits: torch.Tensor, features: torch.Tensor, k: int) -> list[Recognition]:
         """For each row, the k best labels over head and gallery, and the unknown score."""
         similarity = self.label_similarity(features)
-        head = torch.softmax(logits.float(), dim=1).numpy()
+        head = _softmax(logits.float().numpy())
         combined = self._combine(head, similarity)
         best = np.argsort(-combined, axis=1)[:, :k]
         unknown = self.unknown_scores(similarity.max(axis=1))
@@ -61,11 +69,12 @@ class OpenCatalog:
 
     def label_similarity(self, features: torch.Tensor) -> np.ndarray:
         """(N, labels) each label's best cosine similarity to the frame (-1 for a label without prototypes)."""
-        units = normalized(features.float().numpy(), self.stats.mean)
+        shifted = features.float() - self._mean
+        units = shifted / shifted.norm(dim=1, keepdim=True).clamp_min(1e-12)
         per_prototype = units @ self._prototypes.T
-        similarity = np.full((len(units), len(self.labels)), -1.0, np.float32)
-        np.maximum.at(similarity.T, self._owners, per_prototype.T)
-        return similarity
+        similarity = torch.full((len(units), len(self.labels)), -1.0)
+        similarity.scatter_reduce_(1, self._owners.expand(len(units), -1), per_prototype, "amax", include_self=True)
+        return similarity.numpy()
 
     def _combine(self, head: np.ndarray, similarity: np.ndarray) -> np.ndarray:
         trained = len(self.head_labels)
@@ -84,3 +93,9 @@ class OpenCatalog:
             return np.zeros(len(nearest))
         below = np.interp(nearest, self._quantiles, CALIBRATION_QUANTILES, left=0.0, right=1.0)
         return np.clip(1.0 - below, 0.0, 1.0)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

@@ -46,6 +46,16 @@ def test_basket_adds_once_per_event_id():
     assert basket.describe() == "1 x cola can, 1 x milk carton (2 items)"
 
 
+def test_basket_calls_the_attendant_for_an_unknown_item_and_adds_nothing():
+    basket = Basket()
+    unknown = {"type": "event", "event": "item_unknown", "event_id": "u1", "label": None, "camera": "lane",
+               "candidates": [{"label": "oat milk", "score": 0.4}, {"label": "milk carton", "score": 0.3}]}
+    line = basket.line_for(unknown)
+    assert line.startswith("? unknown item — attendant [lane]") and "pick list: oat milk, milk carton" in line
+    assert basket.line_for(dict(unknown)) is None and basket.items == []
+    assert basket.line_for({**unknown, "event": "item_removed"}) is None
+
+
 def event(kind, label, event_id):
     return ItemEvent("lane", kind, event_id, label, 0, 0.9, 5)
 
@@ -64,3 +74,18 @@ def test_lane_scoring_counts_exact_missed_repeated_and_wrong():
     ]
     score = score_lane(scene, fired, frames)
     assert (score.passes, score.exactly_one_correct, score.missed, score.repeated, score.wrong_label) == (4, 1, 1, 1, 1)
+
+
+def test_catalog_only_keeps_the_catalogs_head_rows_and_a_new_model_id(tiny_bundle):
+    import torch
+
+    from inference.bundle import load_bundle
+    from stream.tools.demo import catalog_only
+
+    bundle = load_bundle(tiny_bundle)
+    trimmed = catalog_only(bundle, 4)
+    assert trimmed.labels == bundle.labels[:4] and trimmed.model_id != bundle.model_id
+    assert list(trimmed.metrics["per_class_top1"]) == [k for k in bundle.metrics["per_class_top1"] if k in trimmed.labels]
+    crop = bundle.input.crop
+    full = bundle.to_classifier().predict(torch.zeros(2, 3, crop, crop))
+    assert torch.allclose(trimmed.to_classifier().predict(torch.zeros(2, 3, crop, crop)), full[:, :4], atol=1e-5)

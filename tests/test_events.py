@@ -80,3 +80,41 @@ def test_two_cameras_are_tracked_independently():
 def test_new_item_after_removal_gets_a_new_event_id():
     events = feed(tracker(), [("cola", 0.9)] * 3 + [("empty", 0.9)] * 2 + [("cola", 0.9)] * 3)
     assert [e.event_id for e in events] == ["ev1", "ev1", "ev2"]
+
+
+def unknown(guesses=(("cola", 0.5), ("milk", 0.3)), score=0.999, camera="cam0") -> Result:
+    frame = Frame(camera, 0, time.time(), time.monotonic(), IMAGE)
+    topk = tuple(Prediction(label, LABELS.index(label), s, "gallery" if label == "milk" else "head") for label, s in guesses)
+    return Result(frame, topk, "test", time.monotonic(), unknown_score=score, unknown=True)
+
+
+def test_a_stable_unknown_item_makes_item_unknown_with_a_pick_list_never_item_present():
+    events_tracker = tracker()
+    frames = [unknown()] * 2 + [unknown((("milk", 0.7), ("chips", 0.2)))] * 4
+    events = [e for r in frames for e in events_tracker.update(r)]
+    assert [(e.kind, e.label, e.index) for e in events] == [(EventKind.ITEM_UNKNOWN, None, -1)]
+    picks = events[0].candidates
+    assert [p.label for p in picks] == ["milk", "cola", "chips"] and picks[0].source == "gallery"
+    assert abs(picks[0].score - (0.3 * 2 + 0.7) / 3) < 1e-9 and events[0].score > 0.99
+    assert events_tracker.current_item("cam0") is None
+    assert events_tracker.item_caption("cam0") == "unknown item - attendant (milk, cola, chips?)"
+    gone = feed(events_tracker, [("empty", 0.9)] * 2)
+    assert [(e.kind, e.event_id) for e in gone] == [(EventKind.ITEM_REMOVED, events[0].event_id)]
+
+
+def test_unknown_frames_never_count_towards_a_label_even_with_a_confident_head():
+    events_tracker = tracker()
+    mixed = [result("cola", 0.95), result("cola", 0.95), unknown((("cola", 0.95),)), result("cola", 0.95),
+             result("cola", 0.95)]
+    assert [e for r in mixed for e in events_tracker.update(r)] == []
+    assert [e.kind for e in feed(events_tracker, [("cola", 0.95)])] == [EventKind.ITEM_PRESENT]
+
+
+def test_an_unknown_item_stays_one_item_through_a_known_looking_frame_and_a_known_item_is_not_flagged_later():
+    events_tracker = tracker()
+    sequence = [unknown()] * 3 + [result("cola", 0.9)] + [unknown()] * 3
+    assert [e.kind for r in sequence for e in events_tracker.update(r)] == [EventKind.ITEM_UNKNOWN]
+    known = tracker()
+    sequence = [result("cola", 0.9)] * 3 + [unknown((("cola", 0.9),))] * 5
+    assert [e.kind for r in sequence for e in known.update(r)] == [EventKind.ITEM_PRESENT]
+    assert known.item_caption("cam0") == "cola"

@@ -181,3 +181,44 @@ def test_page_behind_a_token_opens_with_the_token_once(page, model):
         assert "token" not in page.url
     finally:
         pipeline.shutdown()
+
+
+def test_add_product_records_a_camera_previews_and_saves_to_the_running_gallery(page, tiny_bundle, tmp_path):
+    """The web "Add product" flow end to end: name, record 2 s of a product held up, see views kept and the
+    preview, save; the bundle's gallery has it and the camera's card recognizes it without a restart."""
+    from inference.bundle import load_bundle
+    from inference.gallery import gallery_path_for, load_gallery
+    from stream.service.gallery_watch import GalleryWatcher
+
+    bundle_path = shutil.copy(tiny_bundle, tmp_path / "shop.bundle")
+    bundle = load_bundle(bundle_path)
+    stop = threading.Event()
+    config = make_config([{"id": "counter", "source": "synthetic:hold"}], model={"spec": str(bundle_path)},
+                         http={"enabled": True, "listen": "127.0.0.1:0", "preview_fps": 10})
+    pipeline = Pipeline(config, bundle.to_classifier(bundle_path), stop)
+    watcher = GalleryWatcher(pipeline.model, bundle_path, bundle.labels, bundle.model_id, bundle.features, stop,
+                             interval=0.2)
+    watcher.load_now()
+    pipeline.start()
+    watcher.start()
+    card = '[data-camera="counter"]'
+    try:
+        page.goto(pipeline.web.url)
+        page.click(f"{card} .add-product")
+        page.fill(f"{card} .enroll-label", "lulu")
+        page.fill(f"{card} .enroll-seconds", "3")
+        page.click(f"{card} .enroll-record")
+        page.wait_for_selector(f"{card} .enroll-save", state="visible")
+        checked = page.text_content(f"{card} .enroll-status")
+        assert "views kept" in checked and "preview:" in checked and "lulu" in checked
+        page.click(f"{card} .enroll-save")
+        page.wait_for_function(f"""() => document.querySelector('{card} .enroll-status').textContent.startsWith('saved')""")
+        assert load_gallery(gallery_path_for(bundle_path), bundle.model_id).labels == ("lulu",)
+        page.wait_for_function(f"""() => [...document.querySelectorAll('{card} .topk .label')]
+                                        .some((label) => label.textContent === 'lulu')""")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-add-product.png"), full_page=True)
+    finally:
+        stop.set()
+        pipeline.shutdown()
+        watcher.join(2)

@@ -21,7 +21,7 @@ def served():
 
 def assert_topk(answer: dict) -> None:
     topk = answer["topk"]
-    assert [set(entry) for entry in topk] == [{"label", "index", "score"}] * len(topk)
+    assert [set(entry) for entry in topk] == [{"label", "index", "score", "source"}] * len(topk)
     assert topk[0]["index"] == PICKED and topk[0]["label"] == FixedClassifier().labels[PICKED]
     scores = [entry["score"] for entry in topk]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)

@@ -56,6 +56,15 @@ def test_event_message():
     assert set(payload) == ENVELOPE | {"camera", "event", "event_id", "label", "index", "score", "frames"}
 
 
+def test_item_unknown_message_has_no_label_and_carries_the_pick_list():
+    picks = (Prediction("oat milk", 11, 0.41, "gallery"), Prediction("milk carton", 3, 0.3))
+    event = ItemEvent("lane", EventKind.ITEM_UNKNOWN, "e9", None, -1, 0.997, 6, picks)
+    _topic, payload = decode(WireEncoder("b").event(event))
+    assert payload["event"] == "item_unknown" and payload["label"] is None and payload["index"] == -1
+    assert payload["candidates"] == [{"label": "oat milk", "index": 11, "score": 0.41, "source": "gallery"},
+                                     {"label": "milk carton", "index": 3, "score": 0.3, "source": "head"}]
+
+
 def test_heartbeat_message():
     cameras = {"cam0": {"state": "streaming", "captured": 5, "dropped": 0, "classified": 5, "fps": 30.0, "item": None}}
     topic, payload = decode(WireEncoder("b").heartbeat(1.5, cameras))

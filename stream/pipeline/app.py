@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import zmq
@@ -34,6 +35,7 @@ from stream.wire.heartbeat import camera_entries
 from stream.wire.publisher import PublisherThread, ZmqPublisher
 
 if TYPE_CHECKING:
+    from stream.web.enroll_desk import EnrollDesk
     from stream.web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -112,11 +114,11 @@ class Pipeline:
         overlay = self.config.overlay
         stale_s = self.config.freshness.stale_after_ms / 1000.0
         return DisplaySink(
-            self.statuses, self.tracker.current_item, overlay.window_title, overlay.max_fps, stale_s, overlay.fullscreen
+            self.statuses, self.tracker.item_caption, overlay.window_title, overlay.max_fps, stale_s, overlay.fullscreen
         )
 
     def _build_latest(self) -> LatestResults:
-        return LatestResults(self.statuses, self.tracker.current_item, self.config.freshness.stale_after_ms / 1000.0)
+        return LatestResults(self.statuses, self.tracker.item_caption, self.config.freshness.stale_after_ms / 1000.0)
 
     def _build_web(self) -> "WebServer":
         from stream.web.auth import load_token  # aiohttp is imported only when the web interface is on
@@ -126,11 +128,25 @@ class Pipeline:
         context = WebContext(
             http=self.config.http, model=self.model, statuses=self.statuses, stats=self.stats,
             latest=self.web_latest, uploads=self.uploads, health=self.health, publisher=self.publisher,
-            publisher_thread=self.publisher_thread, current_item=self.tracker.current_item,
-            reload_requested=self.reload_requested,
+            publisher_thread=self.publisher_thread, current_item=self.tracker.item_caption,
+            reload_requested=self.reload_requested, enroll_desk=self._enroll_desk(),
             token=load_token(self.config.http),
         )
         return WebServer(context)
+
+    def _enroll_desk(self) -> Optional["EnrollDesk"]:
+        from stream.web.enroll_desk import EnrollDesk
+
+        path = Path(self.config.model.spec.strip()).expanduser()
+        if not path.is_file():
+            return None
+        latest = self.web_latest
+
+        def frame_of(camera: str):
+            result = latest.latest(camera) if latest else None
+            return (result.frame.seq, result.frame.image) if result else None
+
+        return EnrollDesk(path, frame_of, self.stop)
 
     def heartbeat_cameras(self) -> dict[str, dict]:
         """The `cameras` object of the next heartbeat."""

@@ -1,4 +1,4 @@
-"""Turn per-frame results into stable checkout events: item_present once, item_removed once, per item."""
+"""Turn per-frame results into stable checkout events: item_present (or item_unknown) once, item_removed once, per item."""
 
 from __future__ import annotations
 
@@ -7,23 +7,42 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from config.schema import EventsConfig
+from inference.topk import Prediction
 from stream.pipeline.result import EventKind, ItemEvent, Result
+
+UNKNOWN_INDEX = -1
+PICK_LIST = 3
+NO_RUN = -2
 
 
 @dataclass
 class _Run:
-    """Consecutive qualifying frames of one label."""
+    """Consecutive qualifying frames of one label (index UNKNOWN_INDEX: of unknown frames, with their candidates)."""
 
-    index: int = -1
-    label: str = ""
+    index: int = NO_RUN
+    label: Optional[str] = None
     frames: int = 0
     score_sum: float = 0.0
+    picks: dict[str, list] = field(default_factory=dict)
 
-    def extend(self, index: int, label: str, score: float) -> None:
+    def extend(self, index: int, label: Optional[str], score: float) -> None:
         if index != self.index:
-            self.index, self.label, self.frames, self.score_sum = index, label, 0, 0.0
+            self.index, self.label, self.frames, self.score_sum, self.picks = index, label, 0, 0.0, {}
         self.frames += 1
         self.score_sum += score
+
+    def add_picks(self, topk: tuple[Prediction, ...]) -> None:
+        """Sum each candidate's score over the run (the pick list ranks by it)."""
+        for prediction in topk:
+            self.picks.setdefault(prediction.label, [prediction, 0.0])[1] += prediction.score
+
+    def pick_list(self) -> tuple[Prediction, ...]:
+        ranked = sorted(self.picks.values(), key=lambda entry: -entry[1])[:PICK_LIST]
+        return tuple(Prediction(p.label, p.index, total / self.frames, p.source) for p, total in ranked)
+
+    @property
+    def unknown(self) -> bool:
+        return self.index == UNKNOWN_INDEX
 
     @property
     def mean_score(self) -> float:
@@ -37,6 +56,8 @@ class _Item:
     event_id: str
     run: _Run
     misses: int = 0
+    picks: tuple[Prediction, ...] = ()
+    """An unknown item's pick list as announced (read by screens from other threads, so never mutated)."""
 
 
 @dataclass
@@ -47,7 +68,9 @@ class _CameraTrack:
 
 class EventTracker:
     """Per camera: a label that holds top-1 for `enter_frames` frames above `min_score` becomes present;
-    it is removed after `exit_frames` frames in which it is not top-1 above `exit_score` (hysteresis)."""
+    it is removed after `exit_frames` frames in which it is not top-1 above `exit_score` (hysteresis).
+    Frames flagged unknown never count towards a label: `enter_frames` of them in a row make an unknown item
+    (item_unknown with a pick list), removed after `exit_frames` frames that are not unknown."""
 
     def __init__(self, config: EventsConfig, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
         self._config = config
@@ -62,30 +85,51 @@ class EventTracker:
         return self._update_absent(result, track, stale)
 
     def current_item(self, camera: str) -> Optional[str]:
-        """The label of the stable item on `camera`, or None."""
+        """The label of the stable known item on `camera`, or None (also while an unknown item is there)."""
         track = self._tracks.get(camera)
         return track.item.run.label if track and track.item else None
 
+    def item_caption(self, camera: str) -> Optional[str]:
+        """What a screen shows for the stable item: its label, `unknown item - attendant (cola can?)`, or None."""
+        track = self._tracks.get(camera)
+        if not track or not track.item:
+            return None
+        item = track.item
+        if not item.run.unknown:
+            return item.run.label
+        guesses = ", ".join(p.label for p in item.picks)
+        return f"unknown item - attendant ({guesses}?)" if guesses else "unknown item - attendant"
+
     def _update_absent(self, result: Result, track: _CameraTrack, stale: bool) -> list[ItemEvent]:
         best = result.best
-        qualifies = (
-            not stale and best.score >= self._config.min_score and best.label not in self._config.ignore_labels
-        )
-        if not qualifies:
+        if stale:
             track.candidate = _Run()
             return []
-        track.candidate.extend(best.index, best.label, best.score)
+        if result.unknown:
+            track.candidate.extend(UNKNOWN_INDEX, None, result.unknown_score or 1.0)
+            track.candidate.add_picks(result.topk)
+        elif best.score >= self._config.min_score and best.label not in self._config.ignore_labels:
+            track.candidate.extend(best.index, best.label, best.score)
+        else:
+            track.candidate = _Run()
+            return []
         if track.candidate.frames < self._config.enter_frames:
             return []
-        track.item = _Item(self._new_id(), track.candidate)
-        track.candidate = _Run()
-        return [self._event(result.camera, EventKind.ITEM_PRESENT, track.item)]
+        run, track.candidate = track.candidate, _Run()
+        track.item = _Item(self._new_id(), run, picks=run.pick_list() if run.unknown else ())
+        kind = EventKind.ITEM_UNKNOWN if run.unknown else EventKind.ITEM_PRESENT
+        return [self._event(result.camera, kind, track.item)]
 
     def _update_present(self, result: Result, track: _CameraTrack) -> list[ItemEvent]:
         item = track.item
         assert item is not None
         best = result.best
-        if best.index == item.run.index and best.score >= self._config.exit_score:
+        if item.run.unknown and result.unknown:
+            item.run.extend(UNKNOWN_INDEX, None, result.unknown_score or 1.0)
+            item.run.add_picks(result.topk)
+            item.misses = 0
+            return []
+        if not item.run.unknown and best.index == item.run.index and best.score >= self._config.exit_score:
             item.run.extend(best.index, best.label, best.score)
             item.misses = 0
             return []
@@ -98,4 +142,5 @@ class EventTracker:
     @staticmethod
     def _event(camera: str, kind: EventKind, item: _Item) -> ItemEvent:
         run = item.run
-        return ItemEvent(camera, kind, item.event_id, run.label, run.index, run.mean_score, run.frames)
+        picks = item.picks if kind is EventKind.ITEM_UNKNOWN else ()
+        return ItemEvent(camera, kind, item.event_id, run.label, run.index, run.mean_score, run.frames, picks)

@@ -36,20 +36,25 @@ class Result:
 
 
 class EventKind(str, enum.Enum):
-    """The two checkout events."""
+    """The checkout events."""
 
     ITEM_PRESENT = "item_present"
     ITEM_REMOVED = "item_removed"
+    ITEM_UNKNOWN = "item_unknown"
+    """A stable item unlike every known product: for an attendant, with a pick list; never charged."""
 
 
 @dataclass(frozen=True)
 class ItemEvent:
-    """A stable item appeared on or left a camera's view; removal carries the id of its presence."""
+    """A stable item appeared on or left a camera's view; removal carries the id of its presence.
+    An unknown item has label None and index -1; its score is the mean unknown_score."""
 
     camera: str
     kind: EventKind
     event_id: str
-    label: str
+    label: Optional[str]
     index: int
     score: float
     frames: int
+    candidates: tuple[Prediction, ...] = ()
+    """item_unknown: the products it looks most like (mean score over its frames), best first: the pick list."""

@@ -6,16 +6,18 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
+
+import numpy as np
 
 from capture.catalog import CATALOG_VERSION, EMPTY_LABEL
 from config.loader import validate
 from config.paths import cache_root
 from config.schema import DEFAULT_ENDPOINT, AppConfig
 from inference.artifacts import quarantine
-from inference.bundle import Bundle, load_bundle, save_bundle
+from inference.bundle import Bundle, load_bundle, model_id_for, save_bundle
 from inference.errors import ModelError
 from inference.preprocess import InputSpec
 from inference.training.trainer import TrainConfig
@@ -23,8 +25,9 @@ from stream.tools.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
-DEMO_RECIPE = "recipe-v1"
-"""Bump when the demo's training recipe changes: cached models are keyed by catalog and recipe."""
+DEMO_RECIPE = "recipe-v2"
+"""Bump when the demo's training recipe changes: cached models are keyed by catalog and recipe.
+v2: the backbone also learns generated auxiliary products, so its features describe products in general."""
 DEMO_MODEL_VERSION = f"{CATALOG_VERSION}-{DEMO_RECIPE}"
 DEMO_TRAIN = TrainConfig(input=InputSpec.for_crop(96), epochs=6, batch_size=32, learning_rate=2e-3, patience=99, seed=0)
 DEMO_PER_CLASS = 200
@@ -32,6 +35,11 @@ DEMO_VAL_PER_CLASS = 40
 DEMO_TRAIN_SEED = 1
 DEMO_VAL_SEED = 2
 DEMO_LANE_SEED = 7
+DEMO_AUX_PRODUCTS = 150
+DEMO_AUX_PER_PRODUCT = 20
+DEMO_AUX_SEED = 900
+"""Auxiliary products: a stand-in for ImageNet pre-training (no download here). Their seed is never used by
+`demo --evaluate`, whose enrolled and unknown products are other generated ones."""
 DEMO_EVENTS = {"enter_frames": 6, "exit_frames": 8, "min_score": 0.7, "exit_score": 0.4, "ignore_labels": [EMPTY_LABEL]}
 
 
@@ -68,8 +76,13 @@ def ensure_demo_model(path: Path, rebuild: bool = False) -> Bundle:
 def build_demo_model(path: Path) -> Bundle:
     """Render the demo catalog, fine-tune ResNet-18 on it, and cache the bundle at `path`."""
     from capture.catalog_dataset import render_catalog
+    from capture.new_products import new_products, render_products
     from inference.training.dataset import ImageDataset
-    from stream.tools.finetune import TrainingProgress, train_bundle
+    from stream.tools.finetune import (
+        TrainingProgress,
+        train_bundle,
+        trained_feature_stats,
+    )
 
     started = time.monotonic()
     print(f"First run: rendering the demo catalog and training its model (cached in {path.parent}).", file=sys.stderr)
@@ -78,15 +91,37 @@ def build_demo_model(path: Path) -> Bundle:
     images, labels, classes = render_catalog(DEMO_PER_CLASS, DEMO_TRAIN_SEED, size, progress=train_bar.update_total)
     train_bar.close(f"{len(images)} training pictures")
     val_images, val_labels, _ = render_catalog(DEMO_VAL_PER_CLASS, DEMO_VAL_SEED, size)
-    train, val = ImageDataset(images, labels, classes), ImageDataset(val_images, val_labels, classes)
+    aux = new_products(DEMO_AUX_PRODUCTS, DEMO_AUX_SEED)
+    aux_images = render_products(aux, DEMO_AUX_PER_PRODUCT, DEMO_AUX_SEED, size)
+    all_classes = (*classes, *(p.label for p in aux))
+    aux_labels = np.repeat(np.arange(len(classes), len(all_classes)), DEMO_AUX_PER_PRODUCT)
+    train = ImageDataset(np.concatenate([images, aux_images]), np.concatenate([labels, aux_labels]), all_classes)
+    val = ImageDataset(val_images, val_labels, all_classes)
     dataset = {"generator": CATALOG_VERSION, "train_seed": DEMO_TRAIN_SEED, "val_seed": DEMO_VAL_SEED,
-               "classes": len(classes), "train_images": len(train), "val_images": len(val)}
-    bundle = train_bundle(train, val, DEMO_TRAIN, "demo-catalog", (None, "none (trained from scratch on the demo catalog)"),
-                          dataset, TrainingProgress())
+               "classes": len(classes), "train_images": len(images), "val_images": len(val),
+               "auxiliary_products": len(aux), "auxiliary_images": len(aux_images), "auxiliary_seed": DEMO_AUX_SEED}
+    trained = train_bundle(train, val, DEMO_TRAIN, "demo-catalog",
+                           (None, "none (trained from scratch on the demo catalog and auxiliary products)"),
+                           dataset, TrainingProgress(), feature_stats=False)
+    bundle = catalog_only(trained, len(classes))
+    bundle = replace(bundle, features=trained_feature_stats(bundle, ImageDataset(images, labels, classes),
+                                                            ImageDataset(val_images, val_labels, classes)))
     save_bundle(bundle, path)
     print(f"Demo model ready in {time.monotonic() - started:.0f} s: validation top-1 "
           f"{bundle.metrics['val_top1'] * 100:.1f}% ({path}).", file=sys.stderr)
     return bundle
+
+
+def catalog_only(bundle: Bundle, classes: int) -> Bundle:
+    """The bundle with its head cut down to the first `classes` labels (the auxiliary products' rows dropped)."""
+    state = dict(bundle.state_dict)
+    state["fc.weight"], state["fc.bias"] = state["fc.weight"][:classes].clone(), state["fc.bias"][:classes].clone()
+    labels = bundle.labels[:classes]
+    metrics = dict(bundle.metrics)
+    metrics["per_class_top1"] = {k: v for k, v in metrics.get("per_class_top1", {}).items() if k in labels}
+    metrics["confusion"] = [row[:classes] for row in metrics.get("confusion", [])[:classes]]
+    return replace(bundle, state_dict=state, labels=labels, metrics=metrics,
+                   model_id=model_id_for("demo-catalog", state))
 
 
 def demo_config(bundle_path: Path, options: DemoOptions) -> AppConfig:

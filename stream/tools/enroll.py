@@ -54,12 +54,7 @@ def run_enroll(request: EnrollRequest, out: TextIO = sys.stdout, err: TextIO = s
     if request.remove is not None:
         _remove(gallery, request.remove, path, out)
         return
-    label = (request.label or "").strip()
-    if not label:
-        raise EnrollmentError("name the product: --label NAME")
-    if label in bundle.labels:
-        raise EnrollmentError(f"{label!r} is a trained label of {request.bundle.name}; enroll new products under "
-                              "names of their own")
+    label = checked_label(request.label, bundle, request.bundle.name)
     started = time.monotonic()
     enroller = Enroller(bundle.to_classifier(request.bundle), bundle.features, request.empty_labels)
     tally = ViewTally()
@@ -72,8 +67,21 @@ def run_enroll(request: EnrollRequest, out: TextIO = sys.stdout, err: TextIO = s
     save_gallery(updated, path)
     out.write(f"enrolled {label!r}: {tally.line()}, {len(entry.prototypes)} prototypes, in "
               f"{time.monotonic() - started:.1f} s\n")
-    _preview(bundle, updated, enroller, views, label, out)
+    preview = preview_of(bundle, updated, enroller, views, label)
+    if preview is not None:
+        out.write(preview.line() + "\n")
     out.write(f"gallery {path}: {len(updated.entries)} enrolled product(s)\n")
+
+
+def checked_label(label: Optional[str], bundle: Bundle, bundle_name: str) -> str:
+    """The product name, stripped (EnrollmentError when empty or a trained label)."""
+    label = (label or "").strip()
+    if not label:
+        raise EnrollmentError("name the product: --label NAME")
+    if label in bundle.labels:
+        raise EnrollmentError(f"{label!r} is a trained label of {bundle_name}; enroll new products under "
+                              "names of their own")
+    return label
 
 
 def _remove(gallery: Gallery, label: str, path: Path, out: TextIO) -> None:
@@ -113,20 +121,36 @@ def _camera_frames(spec: str, seconds: float, err: TextIO) -> list[np.ndarray]:
     return record(spec, seconds, err, MAX_CAMERA_VIEWS)
 
 
-def _preview(bundle: Bundle, gallery: Gallery, enroller: Enroller, views: Sequence[np.ndarray], label: str,
-             out: TextIO) -> None:
-    """How the product's own views are recognized now, and the known product it looks most like."""
+@dataclass(frozen=True)
+class EnrollPreview:
+    """How a newly enrolled product's own views are recognized, and the known product it looks most like."""
+
+    label: str
+    hits: int
+    views: int
+    closest: Optional[str] = None
+    similarity: float = 0.0
+
+    def line(self) -> str:
+        text = f"preview: {self.hits} of {self.views} of its views recognized as {self.label!r}"
+        if self.closest is not None:
+            text += f"; most like {self.closest!r} (similarity {self.similarity:.2f})"
+        return text
+
+
+def preview_of(bundle: Bundle, gallery: Gallery, enroller: Enroller, views: Sequence[np.ndarray],
+               label: str) -> Optional[EnrollPreview]:
+    """The preview of `label` just enrolled into `gallery`, from up to 32 of its views (None without views)."""
     if not views or bundle.features is None:
-        return
+        return None
     catalog = OpenCatalog(bundle.labels, bundle.features, gallery)
     sample = list(views[:: max(1, len(views) // 40)])
-    logits, features = enroller.classifier.predict_with_features(enroller._preprocess(sample[:32]))
+    logits, features = enroller.predict(sample)
     found = catalog.recognize(logits, features, 2)
     hits = sum(1 for r in found if r.ranked[0].label == label)
     similarity = catalog.label_similarity(features)
     others = [i for i, name in enumerate(catalog.labels) if name != label]
-    closest = others[int(np.argmax(similarity[:, others].mean(axis=0)))] if others else None
-    line = f"preview: {hits} of {len(found)} of its views recognized as {label!r}"
-    if closest is not None:
-        line += f"; most like {catalog.labels[closest]!r} (similarity {float(similarity[:, closest].mean()):.2f})"
-    out.write(line + "\n")
+    if not others:
+        return EnrollPreview(label, hits, len(found))
+    closest = others[int(np.argmax(similarity[:, others].mean(axis=0)))]
+    return EnrollPreview(label, hits, len(found), catalog.labels[closest], float(similarity[:, closest].mean()))

@@ -94,8 +94,9 @@ def base_weights(explicit: Optional[Path]) -> tuple[Optional[dict[str, torch.Ten
 
 def train_bundle(train: ImageDataset, val: ImageDataset, config: TrainConfig, name: str,
                  base: tuple[Optional[dict[str, torch.Tensor]], str], dataset: dict[str, Any],
-                 progress: Optional[TrainingProgress] = None) -> Bundle:
-    """Train, then package the best epoch with its labels, metrics and provenance."""
+                 progress: Optional[TrainingProgress] = None, feature_stats: bool = True) -> Bundle:
+    """Train, then package the best epoch with its labels, metrics, provenance and (unless told not to) its feature
+    statistics."""
     state, base_description = base
     log.info("training %d classes on %d images (%d for validation), input %d px, bf16 %s, from %s",
              len(train.classes), len(train), len(val), config.input.crop, "on" if has_fast_bf16() else "off",
@@ -119,7 +120,7 @@ def train_bundle(train: ImageDataset, val: ImageDataset, config: TrainConfig, na
             "train_config": {k: v for k, v in asdict(config).items() if k not in ("input", "augment")},
         },
     )
-    return replace(bundle, features=trained_feature_stats(bundle, train, val))
+    return replace(bundle, features=trained_feature_stats(bundle, train, val)) if feature_stats else bundle
 
 
 def trained_feature_stats(bundle: Bundle, train: ImageDataset, val: ImageDataset) -> FeatureStats:

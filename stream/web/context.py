@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from capture.status import CameraStatus
 from config.schema import HttpConfig
@@ -15,6 +15,9 @@ from stream.pipeline.model_slot import ModelSlot
 from stream.pipeline.stats import WorkerStats
 from stream.pipeline.uploads import UploadChannel
 from stream.wire.publisher import PublisherThread, ZmqPublisher
+
+if TYPE_CHECKING:
+    from stream.web.enroll_desk import EnrollDesk
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class WebContext:
     publisher_thread: PublisherThread
     current_item: Callable[[str], Optional[str]]
     reload_requested: threading.Event
+    enroll_desk: Optional["EnrollDesk"] = None
+    """"Add product" for the running bundle; None when the model is not a bundle file."""
     token: Optional[str] = field(default=None, repr=False)
     started_mono: float = field(default_factory=time.monotonic)
 

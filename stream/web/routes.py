@@ -1,4 +1,4 @@
-"""The aiohttp application: the status page, its JSON, previews, /predict, /healthz and /metrics."""
+"""The aiohttp application: the status page, its JSON, previews, /predict, "Add product", /healthz and /metrics."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
+from inference.enrollment import EnrollmentError
+from inference.errors import ModelError
 from stream.pipeline.uploads import UploadsBusy, UploadsClosed
 from stream.web.auth import token_middleware
 from stream.web.context import WebContext
+from stream.web.enroll_desk import DeskBusy, EnrollDesk
 from stream.web.images import ImageRejected
 from stream.web.metrics import WebMetrics
 from stream.web.predict import classify_upload, read_upload
@@ -75,6 +78,10 @@ def build_app(ctx: WebContext, metrics: WebMetrics, predict_executor: Executor, 
     app.router.add_get("/preview/{camera}.mjpg", preview_mjpeg)
     app.router.add_post("/predict", predict)
     app.router.add_post("/api/reload", api_reload)
+    app.router.add_get("/api/enroll", enroll_state)
+    app.router.add_post("/api/enroll", enroll_start)
+    app.router.add_post("/api/enroll/confirm", enroll_confirm)
+    app.router.add_post("/api/enroll/cancel", enroll_cancel)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
     app.on_startup.append(_start_ticker)
@@ -119,6 +126,54 @@ async def api_reload(request: web.Request) -> web.Response:
     """Re-read the configuration, as SIGHUP does: 202 at once; the heartbeat's `model` and /api/status tell the outcome."""
     request.app[CTX].reload_requested.set()
     return web.json_response({"reload": "requested"}, status=202)
+
+
+def _desk(request: web.Request) -> EnrollDesk:
+    desk = request.app[CTX].enroll_desk
+    if desk is None:
+        raise web.HTTPNotFound(text=json.dumps({"error": "adding products needs a model bundle (model.spec = a "
+                                                         ".bundle file trained by streamrec finetune)"}),
+                               content_type="application/json")
+    return desk
+
+
+async def _at_desk(request: web.Request, call, *args) -> web.Response:
+    """Run a desk call off the event loop; its refusals become 400/409 JSON errors."""
+    try:
+        answer = await asyncio.get_running_loop().run_in_executor(request.app[PREDICT_EXECUTOR], call, *args)
+    except DeskBusy as exc:
+        return json_error(409, str(exc))
+    except (EnrollmentError, ModelError) as exc:
+        return json_error(400, str(exc))
+    return web.json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+async def enroll_state(request: web.Request) -> web.Response:
+    """The "Add product" session: idle, recording, checking, ready (views kept, preview), saved, failed, cancelled."""
+    return web.json_response(_desk(request).document(), headers={"Cache-Control": "no-store"})
+
+
+async def enroll_start(request: web.Request) -> web.Response:
+    """Start recording: JSON {"camera", "label", "seconds" (default 10)}."""
+    desk = _desk(request)
+    try:
+        body = await request.json()
+        camera, label, seconds = str(body["camera"]), str(body.get("label", "")), float(body.get("seconds", 10))
+    except (ValueError, KeyError, TypeError):
+        return json_error(400, 'send JSON {"camera": ID, "label": NAME, "seconds": 10}')
+    if camera not in request.app[HUB].cameras:
+        return json_error(404, f"no camera {camera!r}")
+    return await _at_desk(request, desk.start, camera, label, seconds)
+
+
+async def enroll_confirm(request: web.Request) -> web.Response:
+    """Save the checked product to the bundle's gallery; the running service recognizes it within seconds."""
+    return await _at_desk(request, _desk(request).confirm)
+
+
+async def enroll_cancel(request: web.Request) -> web.Response:
+    """Drop the session without saving."""
+    return await _at_desk(request, _desk(request).cancel)
 
 
 def _camera(request: web.Request) -> str:

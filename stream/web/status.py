@@ -12,11 +12,12 @@ from stream.web.context import WebContext
 
 def topk_json(predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
     """Predictions in the wire format's `topk` shape, best first."""
-    return [{"label": p.label, "index": p.index, "score": round(p.score, 6)} for p in predictions]
+    return [{"label": p.label, "index": p.index, "score": round(p.score, 6), "source": p.source} for p in predictions]
 
 
 def status_document(ctx: WebContext, now: Optional[float] = None) -> dict[str, Any]:
-    """{model, model_status, uptime_s, healthy, reasons, preview, max_upload_mb, cameras: [...]} for `GET /api/status`."""
+    """{model, model_status, uptime_s, healthy, reasons, preview, max_upload_mb, can_add_products, cameras: [...]}
+    for `GET /api/status`."""
     now = time.monotonic() if now is None else now
     report = ctx.health.check(now)
     return {
@@ -27,6 +28,7 @@ def status_document(ctx: WebContext, now: Optional[float] = None) -> dict[str, A
         "reasons": list(report.reasons),
         "preview": {"fps": ctx.http.preview_fps, "width": ctx.http.preview_width},
         "max_upload_mb": ctx.http.max_upload_mb,
+        "can_add_products": ctx.enroll_desk is not None,
         "cameras": [_camera(ctx, status, now) for status in ctx.statuses],
     }
 
@@ -55,4 +57,5 @@ def _camera(ctx: WebContext, status: CameraStatus, now: float) -> dict[str, Any]
         "item": ctx.current_item(camera),
         "last_error": snap.last_error,
         "topk": topk_json(result.topk) if result else [],
+        "unknown": bool(result.unknown) if result else False,
     }

@@ -1,4 +1,5 @@
-"""The running basket a POS keeps: a product is added on item_present, never twice for one event_id."""
+"""The running basket a POS keeps: a product is added on item_present, never twice for one event_id; an
+item_unknown calls the attendant with its pick list and adds nothing."""
 
 from __future__ import annotations
 
@@ -31,9 +32,20 @@ class Basket:
         return f"{listed} ({len(self.items)} item{'s' if len(self.items) != 1 else ''})"
 
     def line_for(self, payload: dict) -> Optional[str]:
-        """The line a POS prints for a message: `+ cola can  | basket: …`, or None."""
+        """The line a POS prints for a message: `+ cola can  | basket: …`, `? unknown item — attendant …`, or None."""
+        if payload.get("type") == "event" and payload.get("event") == "item_unknown":
+            return self._attendant_line(payload)
         added = self.apply(payload)
         if added is None:
             return None
         camera = payload.get("camera", "?")
         return f"+ {added:<16} [{camera}, score {payload.get('score', 0):.2f}]  basket: {self.describe()}"
+
+    def _attendant_line(self, payload: dict) -> Optional[str]:
+        event_id = payload.get("event_id")
+        if not event_id or event_id in self._seen:
+            return None
+        self._seen.add(event_id)
+        picks = ", ".join(str(c.get("label")) for c in payload.get("candidates", []))
+        return (f"? unknown item — attendant [{payload.get('camera', '?')}]  pick list: {picks or 'none'}"
+                f"  basket: {self.describe()}")

@@ -60,6 +60,9 @@ class WireEncoder:
             score=round(event.score, 6),
             frames=event.frames,
         )
+        if event.candidates:
+            payload["candidates"] = [{"label": p.label, "index": p.index, "score": round(p.score, 6), "source": p.source}
+                                     for p in event.candidates]
         return self._encode(f"event/{event.camera}", payload)
 
     def heartbeat(self, uptime_s: float, cameras: Mapping[str, Mapping[str, Any]],

@@ -199,7 +199,7 @@ class PublisherThread(threading.Thread):
             self._publisher.send(self._encoder.result(result, age_s * 1000.0, stale))
             for event in self._tracker.update(result, stale):
                 self._publisher.send(self._encoder.event(event))
-                log.info("%s: %s %s (%s)", event.camera, event.kind.value, event.label, event.event_id)
+                log.info("%s: %s %s (%s)", event.camera, event.kind.value, event.label or "unknown item", event.event_id)
         except Exception:
             self._count_failure("publishing a result failed")
 

@@ -39,6 +39,9 @@ def goals(result: dict[str, Any]) -> dict[str, Any]:
     ratio = (result.get("static_scene") or {}).get("cpu_ratio")
     found["static_scene_cpu_ratio"] = {"value": ratio, "target": "<= 0.25", "met": ratio <= 0.25 if ratio is not None else None}
     found["features_cost"] = _features_goal(result)
+    ratio = (result.get("open_catalog") or {}).get("ratio")
+    found["open_catalog_1000_prototypes"] = {"value": ratio, "target": ">= 0.95",
+                                             "met": ratio >= 0.95 if ratio is not None else None}
     if "remote" in result:
         found.update(remote_goals(result["remote"]))
     return found

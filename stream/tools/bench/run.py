@@ -29,6 +29,7 @@ from stream.tools.bench.agreement import agreement_rows
 from stream.tools.bench.goals import goals
 from stream.tools.bench.machine import machine_info
 from stream.tools.bench.measure import baseline_row, raw_row
+from stream.tools.bench.open_catalog import open_catalog_row
 from stream.tools.bench.pipeline_run import pipeline_row
 from stream.tools.bench.remote import connect, remote_section, unreachable_section
 from stream.tools.bench.report import print_table
@@ -159,6 +160,14 @@ class Bench:
                               f"{row['results_per_s']:.1f} results/s, p99 {row['latency_ms_p99']:.0f} ms, drops {row['drop_rate']:.1%}")
         return rows
 
+    def open_catalog(self, best: Choice) -> Optional[dict[str, Any]]:
+        """The best path's model step with 1,000 gallery prototypes vs. without (alternating windows)."""
+        row = open_catalog_row(self.runners[best], best.backend, best.precision, self.plan.raw_seconds, self.lanes)
+        if row:
+            self._say(f"open catalog {best} batch {row['batch']}, {row['gallery_prototypes']} gallery prototypes: "
+                      f"{row['img_per_s_open_catalog']:.1f} img/s vs {row['img_per_s_plain']:.1f} plain ({row['ratio']:.3f})")
+        return row
+
     def agreement(self) -> list[dict[str, Any]]:
         rows = []
         for reference, name, frames in self._trained_models():
@@ -193,6 +202,7 @@ class Bench:
         best_of_each = [self.best_choice(result["raw"], backend) for backend in ("torch", "openvino")
                         if any(r["backend"] == backend and r["precision"] != "default" for r in result["raw"])]
         result["pipeline"] = self.pipeline(list(dict.fromkeys([Choice("torch", "fp32"), *best_of_each, best])))
+        result["open_catalog"] = self.open_catalog(best)
         result["agreement"] = self.agreement()
         result["static_scene"] = self.static_scene(best)
         result["startup"] = {} if self.plan.quick else self.startup()

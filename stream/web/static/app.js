@@ -1,4 +1,5 @@
-// The status page: polls /api/status, pulls each camera's preview frame by frame, and sends uploads to /predict.
+// The status page: polls /api/status, pulls each camera's preview frame by frame, sends uploads to /predict, and
+// adds products from a camera ("Add product": /api/enroll).
 "use strict";
 
 const STATUS_INTERVAL_MS = 1000;
@@ -38,6 +39,7 @@ function cardFor(camera) {
   $("cameras").append(card);
   cards.set(camera.id, card);
   pullPreview(camera.id, card.querySelector(".preview"));
+  setUpEnroll(camera.id, card);
   return card;
 }
 
@@ -72,6 +74,7 @@ function renderStatus(status) {
   maxUploadMb = status.max_upload_mb;
   $("max-mb").textContent = maxUploadMb;
   status.cameras.forEach(renderCamera);
+  for (const card of cards.values()) card.querySelector(".enroll").hidden = !status.can_add_products;
 }
 
 function formatBytes(bytes) {
@@ -156,6 +159,72 @@ function setUpUpload() {
     event.preventDefault();
     zone.classList.remove("over");
     if (event.dataTransfer.files.length) upload(event.dataTransfer.files[0]);
+  });
+}
+
+async function postJson(url, body) {
+  const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
+                                      body: JSON.stringify(body || {}) });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(answer.error || `error ${response.status}`);
+  return answer;
+}
+
+function enrollText(session) {
+  switch (session.state) {
+    case "recording": return `recording ${session.elapsed_s.toFixed(1)} / ${session.seconds} s, ${session.frames} frames: turn the product slowly`;
+    case "checking": return `checking ${session.frames} frames…`;
+    case "ready": return `${session.views}. ${session.preview || ""} Save to add "${session.label}".`;
+    case "saved": return `saved: "${session.label}" is recognized from now on`;
+    case "failed": return session.error;
+    case "cancelled": return "cancelled";
+    default: return "";
+  }
+}
+
+// One session at a time on the server; the card that started it polls it until it is ready, saved or over.
+function setUpEnroll(camera, card) {
+  const form = card.querySelector(".enroll-form");
+  const status = card.querySelector(".enroll-status");
+  const save = card.querySelector(".enroll-save");
+  const record = card.querySelector(".enroll-record");
+  const show = (text, isError = false) => { status.textContent = text; status.className = `enroll-status small ${isError ? "error" : "muted"}`; };
+  const follow = async () => {
+    for (;;) {
+      const session = await (await fetch("/api/enroll", { cache: "no-store" })).json();
+      show(enrollText(session), session.state === "failed");
+      save.hidden = session.state !== "ready";
+      if (!["recording", "checking"].includes(session.state)) { record.disabled = false; return; }
+      await delay(300);
+    }
+  };
+  card.querySelector(".add-product").addEventListener("click", () => { form.hidden = false; show(""); });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    record.disabled = true;
+    save.hidden = true;
+    try {
+      await postJson("/api/enroll", { camera, label: form.label.value, seconds: Number(form.seconds.value) });
+      await follow();
+    } catch (err) {
+      record.disabled = false;
+      show(err.message, true);
+    }
+  });
+  save.addEventListener("click", async () => {
+    try {
+      show(enrollText(await postJson("/api/enroll/confirm")));
+      save.hidden = true;
+    } catch (err) {
+      show(err.message, true);
+    }
+  });
+  card.querySelector(".enroll-cancel").addEventListener("click", async () => {
+    await postJson("/api/enroll/cancel").catch(() => {});
+    form.hidden = true;
+    save.hidden = true;
+    record.disabled = false;
+    show("");
   });
 }
 

@@ -1,0 +1,200 @@
+"""`streamrec demo --evaluate`, open catalog: products the demo model never saw, some enrolled from 50 pictures,
+the others never, on a checkout lane with the trained ones; and how long a product at rest waits for its event.
+
+Every frame goes the way `run` takes it: predict_with_features, the open catalog, the unknown threshold, the
+event tracker with the demo's settings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, TextIO
+
+import numpy as np
+
+from capture.catalog import EMPTY_LABEL, PRODUCTS, Product
+from capture.catalog_dataset import RENDER_SIZE
+from capture.frame import Frame
+from capture.lane import LaneScene
+from capture.new_products import new_products, render_products
+from config.schema import EventsConfig, ModelConfig
+from inference.bundle import Bundle
+from inference.enrollment import Enroller, ViewTally
+from inference.gallery import Gallery
+from inference.open_catalog import OpenCatalog
+from inference.preprocess import BatchPreprocessor
+from stream.pipeline.events import EventTracker
+from stream.pipeline.result import EventKind, ItemEvent, Result
+
+EVAL_NEW_SEED = 3003
+"""New products for the evaluation (the demo model's auxiliary products use another seed)."""
+EVAL_ENROLL_SEED = 3004
+EVAL_OPEN_LANE_SEED = 3005
+NEW_PRODUCTS = 40
+"""The first half is enrolled, the second half never is (unknown items)."""
+ENROLL_VIEWS = 50
+LANE_ROUNDS = 2
+EMPTY_LANE_FRAMES = 30 * 60 * 2
+BATCH = 16
+
+
+@dataclass
+class PassTally:
+    """What the events made of the passes of one group of products."""
+
+    passes: int = 0
+    correct: int = 0
+    """Exactly one item_present, of the right label, and no item_unknown."""
+    charged_other: int = 0
+    """An item_present of another label: a wrong charge."""
+    flagged_unknown: int = 0
+    missed: int = 0
+
+    def share(self, count: int) -> float:
+        return count / self.passes if self.passes else 0.0
+
+
+@dataclass
+class OpenLaneRun:
+    """Events per frame, and the frames' nearest-prototype similarity while each product rests."""
+
+    events: list[tuple[int, ItemEvent]] = field(default_factory=list)
+    resting_similarity: dict[int, list[float]] = field(default_factory=dict)
+    batch_seconds: list[float] = field(default_factory=list)
+
+
+def enroll(bundle: Bundle, classifier, products: tuple[Product, ...]) -> tuple[Gallery, list[float], ViewTally]:
+    """A gallery of `products` from ENROLL_VIEWS rendered pictures each, as `streamrec enroll --images` makes it;
+    seconds per product."""
+    enroller = Enroller(classifier, bundle.features, (EMPTY_LABEL,))
+    gallery, seconds, tally = Gallery(bundle.model_id, bundle.features.feature_dim), [], ViewTally()
+    views = render_products(products, ENROLL_VIEWS, EVAL_ENROLL_SEED, RENDER_SIZE)
+    for j, product in enumerate(products):
+        started = time.monotonic()
+        kept = enroller.keep(list(views[j * ENROLL_VIEWS:(j + 1) * ENROLL_VIEWS]), tally)
+        gallery = gallery.with_entry(enroller.entry(product.label, kept, "evaluation", tally))
+        seconds.append(time.monotonic() - started)
+    return gallery, seconds, tally
+
+
+def recognize_lane(classifier, catalog: OpenCatalog, scene: LaneScene, frames: int, events: EventsConfig,
+                   threshold: float) -> OpenLaneRun:
+    """Every frame through features, catalog, threshold and tracker, in batches of BATCH."""
+    run, tracker = OpenLaneRun(), EventTracker(events)
+    preprocess = BatchPreprocessor(classifier.input_spec, BATCH)
+    for start, images in _batches(scene, frames):
+        began = time.monotonic()
+        logits, features = classifier.predict_with_features(preprocess(images))
+        found = catalog.recognize(logits, features, 3)
+        run.batch_seconds.append(time.monotonic() - began)
+        nearest = catalog.label_similarity(features).max(axis=1)
+        for offset, (recognition, similarity) in enumerate(zip(found, nearest)):
+            n = start + offset
+            frame = Frame("lane", n + 1, time.time(), time.monotonic(), np.empty((1, 1, 3), np.uint8))
+            result = Result(frame, recognition.ranked, classifier.model_id, time.monotonic(),
+                            unknown_score=recognition.unknown_score, unknown=recognition.unknown_score >= threshold)
+            run.events += [(n, event) for event in tracker.update(result)]
+            current = scene.pass_at(n)
+            if current is not None and current.rest_start <= n < current.rest_end:
+                run.resting_similarity.setdefault(current.index, []).append(float(similarity))
+    return run
+
+
+def _batches(scene: LaneScene, frames: int) -> Iterator[tuple[int, list[np.ndarray]]]:
+    for start in range(0, frames, BATCH):
+        yield start, [scene.render(n) for n in range(start, min(frames, start + BATCH))]
+
+
+def score_passes(scene: LaneScene, run: OpenLaneRun, frames: int, groups: dict[str, set[str]]) -> dict[str, PassTally]:
+    """Per group of product labels, how their passes ended; unknown products are right when flagged."""
+    tallies = {name: PassTally() for name in groups}
+    for current in (p for p in scene.passes_until(frames) if p.next_start <= frames):
+        group = next(name for name, labels in groups.items() if current.product.label in labels)
+        inside = [e for n, e in run.events if current.start <= n < current.next_start and e.kind is not EventKind.ITEM_REMOVED]
+        tally = tallies[group]
+        tally.passes += 1
+        presents = [e for e in inside if e.kind is EventKind.ITEM_PRESENT]
+        tally.flagged_unknown += any(e.kind is EventKind.ITEM_UNKNOWN for e in inside)
+        tally.charged_other += any(e.label != current.product.label for e in presents)
+        tally.missed += not inside
+        tally.correct += len(inside) == 1 and len(presents) == 1 and presents[0].label == current.product.label
+    return tallies
+
+
+def rest_to_present_ms(scene: LaneScene, run: OpenLaneRun, frames: int) -> list[float]:
+    """Per correct item_present: from the product coming to rest to the frame that fired it, plus that frame's
+    batch time (negative: recognised while still moving in)."""
+    per_frame_s = float(np.median(run.batch_seconds)) if run.batch_seconds else 0.0
+    delays = []
+    for current in (p for p in scene.passes_until(frames) if p.next_start <= frames):
+        fired = [n for n, e in run.events if current.start <= n < current.next_start
+                 and e.kind is EventKind.ITEM_PRESENT and e.label == current.product.label]
+        if fired:
+            delays.append(((fired[0] - current.rest_start) / scene.fps + per_frame_s) * 1000)
+    return delays
+
+
+def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
+    """Probability that an unknown sample scores higher than a known one (ties count half)."""
+    values = np.concatenate([known, unknown])
+    _unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
+    positives = ranks[len(known):]
+    return float((positives.sum() - len(unknown) * (len(unknown) + 1) / 2) / (len(known) * len(unknown)))
+
+
+def evaluate_open_catalog(bundle: Bundle, events: EventsConfig, out: TextIO) -> None:
+    """Print the open-catalog figures of `bundle` (which must have feature statistics)."""
+    if bundle.features is None:
+        out.write("open catalog: this model has no feature statistics (rebuild with --rebuild)\n")
+        return
+    classifier = bundle.to_classifier()
+    products = new_products(NEW_PRODUCTS, EVAL_NEW_SEED)
+    enrolled, unknown = products[:NEW_PRODUCTS // 2], products[NEW_PRODUCTS // 2:]
+    gallery, seconds, tally = enroll(bundle, classifier, enrolled)
+    out.write(f"open catalog: enrolled {len(enrolled)} new products from {ENROLL_VIEWS} pictures each ({tally.line()}), "
+              f"{np.median(seconds):.2f} s per product (median; the running service adds <= 1 s to notice the gallery)\n")
+    catalog = OpenCatalog(bundle.labels, bundle.features, gallery)
+    lane_products = (*PRODUCTS, *enrolled, *unknown)
+    scene = LaneScene(seed=EVAL_OPEN_LANE_SEED, products=lane_products)
+    frames = _frames_for_rounds(scene, LANE_ROUNDS)
+    threshold = ModelConfig().unknown_threshold
+    run = recognize_lane(classifier, catalog, scene, frames, events, threshold)
+    groups = {"trained": {p.label for p in PRODUCTS}, "enrolled": {p.label for p in enrolled},
+              "unknown": {p.label for p in unknown}}
+    _report(scene, run, frames, groups, out)
+    empty = LaneScene(seed=EVAL_OPEN_LANE_SEED + 1, empty=True, products=lane_products)
+    empty_run = recognize_lane(classifier, catalog, empty, EMPTY_LANE_FRAMES, events, threshold)
+    out.write(f"  empty lane with hands passing ({EMPTY_LANE_FRAMES // 30} s), with the gallery and unknown flags: "
+              f"{len(empty_run.events)} events (goal 0)\n")
+
+
+def _frames_for_rounds(scene: LaneScene, rounds: int) -> int:
+    passes = scene.passes_until(0)
+    while len(passes) < rounds * len(scene.products):
+        passes = scene.passes_until(passes[-1].next_start)
+    return passes[rounds * len(scene.products) - 1].next_start
+
+
+def _report(scene: LaneScene, run: OpenLaneRun, frames: int, groups: dict[str, set[str]], out: TextIO) -> None:
+    tallies = score_passes(scene, run, frames, groups)
+    for name in ("trained", "enrolled"):
+        t = tallies[name]
+        out.write(f"  {name} products: {t.correct}/{t.passes} passes gave exactly one correct item_present = "
+                  f"{t.share(t.correct) * 100:.1f}%; flagged unknown {t.share(t.flagged_unknown) * 100:.1f}% "
+                  f"(goal <= 5%), charged as another product {t.charged_other}, missed {t.missed}\n")
+    t = tallies["unknown"]
+    out.write(f"  never-enrolled products: {t.passes} passes, item_present of a known label on "
+              f"{t.share(t.charged_other) * 100:.1f}% (goal <= 5%), item_unknown on {t.share(t.flagged_unknown) * 100:.1f}%\n")
+    unknown_labels = groups["unknown"]
+    passes = {p.index: p for p in scene.passes_until(frames)}
+    known = [s for i, values in run.resting_similarity.items() if passes[i].product.label not in unknown_labels for s in values]
+    novel = [s for i, values in run.resting_similarity.items() if passes[i].product.label in unknown_labels for s in values]
+    if known and novel:
+        out.write(f"  unknown-item detection, frames at rest: AUROC {auroc(-np.array(known), -np.array(novel)):.3f} (goal 0.95)\n")
+    delays = rest_to_present_ms(scene, run, frames)
+    if delays:
+        out.write(f"  product at rest -> item_present: p50 {np.percentile(delays, 50):.0f} ms, p99 "
+                  f"{np.percentile(delays, 99):.0f} ms over {len(delays)} passes (goal p99 <= 300 ms; frames at "
+                  f"{scene.fps:.0f} fps plus the batch's model time)\n")

@@ -1,0 +1,66 @@
+"""The open-catalog part of `demo --evaluate`: scoring of lane passes, AUROC, item latency, and a short real lane
+through the tiny bundle with a gallery."""
+
+import numpy as np
+
+from capture.catalog import PRODUCTS
+from capture.lane import LaneScene
+from capture.new_products import new_products
+from config.schema import EventsConfig
+from inference.bundle import load_bundle
+from inference.open_catalog import OpenCatalog
+from stream.pipeline.result import EventKind, ItemEvent
+from stream.tools.demo import DEMO_EVENTS
+from stream.tools.open_catalog_eval import (
+    OpenLaneRun,
+    auroc,
+    enroll,
+    recognize_lane,
+    rest_to_present_ms,
+    score_passes,
+)
+
+NEW = new_products(2, seed=77)
+
+
+def event(kind, label, event_id="e"):
+    return ItemEvent("lane", kind, event_id, label, 0, 0.9, 6)
+
+
+def test_auroc_is_one_half_for_equal_scores_and_one_for_separated_ones():
+    assert auroc(np.array([0.1, 0.2]), np.array([0.8, 0.9])) == 1.0
+    assert auroc(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.5
+    assert abs(auroc(np.array([0.1, 0.6]), np.array([0.5, 0.9])) - 0.75) < 1e-9
+
+
+def test_passes_are_scored_per_group_and_latency_counts_from_rest():
+    scene = LaneScene(seed=3, products=(PRODUCTS[0], NEW[0], NEW[1]))
+    passes = scene.passes_until(0)
+    while len(passes) < 3:
+        passes = scene.passes_until(passes[-1].next_start)
+    frames = passes[2].next_start
+    run = OpenLaneRun(batch_seconds=[0.01])
+    for current in passes[:3]:
+        if current.product is NEW[1]:
+            run.events.append((current.rest_start, event(EventKind.ITEM_UNKNOWN, None)))
+        else:
+            run.events.append((current.rest_start + 3, event(EventKind.ITEM_PRESENT, current.product.label)))
+    groups = {"trained": {PRODUCTS[0].label}, "enrolled": {NEW[0].label}, "unknown": {NEW[1].label}}
+    tallies = score_passes(scene, run, frames, groups)
+    assert (tallies["trained"].correct, tallies["enrolled"].correct) == (1, 1)
+    assert tallies["unknown"].flagged_unknown == 1 and tallies["unknown"].charged_other == 0
+    assert rest_to_present_ms(scene, run, frames) == [100.0 + 10.0] * 2
+
+
+def test_a_short_lane_with_enrolled_and_unknown_products_goes_the_way_run_takes_it(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    classifier = bundle.to_classifier()
+    gallery, seconds, tally = enroll(bundle, classifier, NEW[:1])
+    assert gallery.labels == (NEW[0].label,) and len(seconds) == 1 and tally.kept >= 5
+    scene = LaneScene(seed=5, products=(PRODUCTS[1], NEW[0], NEW[1]))
+    frames = 100
+    run = recognize_lane(classifier, OpenCatalog(bundle.labels, bundle.features, gallery), scene, frames,
+                         EventsConfig(**DEMO_EVENTS), threshold=0.99)
+    assert len(run.batch_seconds) == (frames + 15) // 16
+    resting = [s for values in run.resting_similarity.values() for s in values]
+    assert resting and all(-1.0 <= s <= 1.0 for s in resting)
