@@ -19,6 +19,8 @@ BLUR_SHARE = 0.35
 DUPLICATE_SIMILARITY = 0.985
 """A view this similar (cosine, centred features) to a view already kept adds nothing."""
 MIN_VIEWS = 5
+MAX_CAMERA_VIEWS = 300
+"""At most this many frames of a camera session are looked at (evenly spread), so a long session stays quick."""
 PROTOTYPES_PER_LABEL = 8
 
 

@@ -64,3 +64,21 @@ def test_a_short_lane_with_enrolled_and_unknown_products_goes_the_way_run_takes_
     assert len(run.batch_seconds) == (frames + 15) // 16
     resting = [s for values in run.resting_similarity.values() for s in values]
     assert resting and all(-1.0 <= s <= 1.0 for s in resting)
+
+
+def test_the_whole_report_on_a_small_scale(tiny_bundle, monkeypatch):
+    import io
+
+    from stream.tools import open_catalog_eval
+
+    monkeypatch.setattr(open_catalog_eval, "NEW_PRODUCTS", 2)
+    monkeypatch.setattr(open_catalog_eval, "LANE_ROUNDS", 1)
+    monkeypatch.setattr(open_catalog_eval, "EMPTY_LANE_FRAMES", 48)
+    monkeypatch.setattr(open_catalog_eval, "PRODUCTS", PRODUCTS[:2])
+    out = io.StringIO()
+    open_catalog_eval.evaluate_open_catalog(load_bundle(tiny_bundle), EventsConfig(**DEMO_EVENTS), out,
+                                            trained_lane=(LaneScene(seed=1, products=PRODUCTS[:2]), 300))
+    report = out.getvalue()
+    for line in ("enrolled 1 new products", "trained products:", "enrolled products:", "never-enrolled products:",
+                 "the checkout lane above again", "empty lane with hands passing (1 s)"):
+        assert line in report, report

@@ -206,7 +206,7 @@ def test_add_product_records_a_camera_previews_and_saves_to_the_running_gallery(
         page.goto(pipeline.web.url)
         page.click(f"{card} .add-product")
         page.fill(f"{card} .enroll-label", "lulu")
-        page.fill(f"{card} .enroll-seconds", "3")
+        page.fill(f"{card} .enroll-seconds", "4")
         page.click(f"{card} .enroll-record")
         page.wait_for_selector(f"{card} .enroll-save", state="visible")
         checked = page.text_content(f"{card} .enroll-status")

@@ -14,13 +14,14 @@ from stream.web.enroll_desk import DeskBusy, EnrollDesk
 
 
 class HeldCamera:
-    """A camera's newest frame, as LatestResults gives it: the synthetic:hold scene, advancing with time."""
+    """A camera's newest frame, as LatestResults gives it: the synthetic:hold scene, advancing with time (four times
+    as fast as the real scene, so a short recording sees the product from enough sides to keep 5 views)."""
 
     def __init__(self) -> None:
         self.source, self.started = HoldSource(seed=4), time.monotonic()
 
     def __call__(self, camera: str):
-        number = int((time.monotonic() - self.started) * 30)
+        number = int((time.monotonic() - self.started) * 30 * 4)
         return (number, self.source.render(number)) if camera == "counter" else None
 
 

@@ -125,5 +125,5 @@ def run_evaluation(options, out=sys.stdout) -> int:
     empty = LaneScene(seed=EVAL_LANE_SEED + 1, empty=True)
     empty_events = run_lane(classifier, events, empty, 30 * 60 * 2)
     out.write(f"empty lane with hands passing ({30 * 60 * 2 // 30} s): {len(empty_events)} events (goal 0)\n")
-    evaluate_open_catalog(bundle, events, out)
+    evaluate_open_catalog(bundle, events, out, trained_lane=(LaneScene(seed=EVAL_LANE_SEED), frames))
     return 0

@@ -15,10 +15,10 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from inference.bundle import load_bundle
-from inference.enrollment import Enroller, EnrollmentError, ViewTally
+from inference.enrollment import MAX_CAMERA_VIEWS, Enroller, EnrollmentError, ViewTally
+from inference.enrollment_steps import checked_label, current_gallery, preview_of
 from inference.errors import ModelError
 from inference.gallery import GalleryEntry, gallery_path_for, save_gallery
-from stream.tools.enroll import MAX_CAMERA_VIEWS, checked_label, current_gallery, preview_of
 
 SAMPLE_INTERVAL_S = 1 / 30
 MAX_SECONDS = 30.0

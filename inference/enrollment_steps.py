@@ -1,0 +1,69 @@
+"""The steps every way of enrolling shares (`streamrec enroll`, the web page's "Add product"): the bundle's current
+gallery, a checked product name, and the preview of how a just-enrolled product is recognized."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from inference.bundle import Bundle
+from inference.enrollment import Enroller, EnrollmentError
+from inference.gallery import Gallery, load_gallery
+from inference.open_catalog import OpenCatalog
+
+
+def current_gallery(bundle: Bundle, path: Path) -> Gallery:
+    """The bundle's gallery, or an empty one when it has none yet (GalleryError when it is damaged)."""
+    if path.exists():
+        return load_gallery(path, bundle.model_id)
+    dim = bundle.features.feature_dim if bundle.features is not None else 0
+    return Gallery(bundle.model_id, dim)
+
+
+def checked_label(label: Optional[str], bundle: Bundle, bundle_name: str) -> str:
+    """The product name, stripped (EnrollmentError when empty or a trained label)."""
+    label = (label or "").strip()
+    if not label:
+        raise EnrollmentError("name the product: --label NAME")
+    if label in bundle.labels:
+        raise EnrollmentError(f"{label!r} is a trained label of {bundle_name}; enroll new products under "
+                              "names of their own")
+    return label
+
+
+@dataclass(frozen=True)
+class EnrollPreview:
+    """How a newly enrolled product's own views are recognized, and the known product it looks most like."""
+
+    label: str
+    hits: int
+    views: int
+    closest: Optional[str] = None
+    similarity: float = 0.0
+
+    def line(self) -> str:
+        text = f"preview: {self.hits} of {self.views} of its views recognized as {self.label!r}"
+        if self.closest is not None:
+            text += f"; most like {self.closest!r} (similarity {self.similarity:.2f})"
+        return text
+
+
+def preview_of(bundle: Bundle, gallery: Gallery, enroller: Enroller, views: Sequence[np.ndarray],
+               label: str) -> Optional[EnrollPreview]:
+    """The preview of `label` just enrolled into `gallery`, from up to 32 of its views (None without views)."""
+    if not views or bundle.features is None:
+        return None
+    catalog = OpenCatalog(bundle.labels, bundle.features, gallery)
+    sample = list(views[:: max(1, len(views) // 40)])
+    logits, features = enroller.predict(sample)
+    found = catalog.recognize(logits, features, 2)
+    hits = sum(1 for r in found if r.ranked[0].label == label)
+    similarity = catalog.label_similarity(features)
+    others = [i for i, name in enumerate(catalog.labels) if name != label]
+    if not others:
+        return EnrollPreview(label, hits, len(found))
+    closest = others[int(np.argmax(similarity[:, others].mean(axis=0)))]
+    return EnrollPreview(label, hits, len(found), catalog.labels[closest], float(similarity[:, closest].mean()))
