@@ -23,11 +23,11 @@ def current_gallery(bundle: Bundle, path: Path) -> Gallery:
     return Gallery(bundle.model_id, dim)
 
 
-def checked_label(label: Optional[str], bundle: Bundle, bundle_name: str) -> str:
-    """The product name, stripped (EnrollmentError when empty or a trained label)."""
+def checked_label(label: Optional[str], bundle: Bundle, bundle_name: str, how_to_name: str = "--label NAME") -> str:
+    """The product name, stripped (EnrollmentError when empty, saying `how_to_name`, or a trained label)."""
     label = (label or "").strip()
     if not label:
-        raise EnrollmentError("name the product: --label NAME")
+        raise EnrollmentError(f"name the product: {how_to_name}")
     if label in bundle.labels:
         raise EnrollmentError(f"{label!r} is a trained label of {bundle_name}; enroll new products under "
                               "names of their own")

@@ -8,7 +8,8 @@ import torch
 from capture.photo_set import DISTINCT_PRODUCTS, products_named, render_photos, write_photo_folder
 from inference.bundle import load_bundle
 from inference.preprocess import BatchPreprocessor, InputSpec, normalize_crops
-from inference.training.dataset import ImageDataset
+from inference.training.dataset import ImageDataset, stratified_split
+from inference.training.early_stop import EarlyStop
 from inference.training.trainer import build_model, recompute_batch_norm
 from stream.tools.finetune_verdict import verdict
 from tests.conftest import cli_env, run_cli
@@ -43,6 +44,33 @@ def test_a_poor_model_says_why_and_what_to_do():
     text = "\n".join(judged.lines)
     assert judged.poor and "warning: this model is poor (78% top-1; weak: milk)" in text
     assert "at least 40 per product" in text and "streamrec model fetch" in text and "--val DIR" in text
+    assert "streamrec enroll --model BUNDLE --label NAME --images DIR" in text
+
+
+def test_a_noisy_validation_loss_that_trends_down_does_not_stop_training():
+    losses = [1.0, 0.5, 0.8, 0.75, 0.7, 0.55, 0.5, 0.45, 0.4]  # one lucky epoch, then a steady fall
+    stop = EarlyStop(patience=3)
+    assert not any(stop.update(loss, 0.5) for loss in losses)
+    best, stale = float("inf"), []  # the raw best loss would have stopped at the fifth epoch
+    for loss in losses:
+        stale.append(0 if loss < best else stale[-1] + 1)
+        best = min(best, loss)
+    assert stale.index(3) == 4
+
+
+def test_training_stops_after_patience_epochs_without_progress_but_not_before_the_minimum():
+    stop = EarlyStop(patience=2, min_epochs=5)
+    assert [stop.update(0.5, 0.9) for _ in range(6)] == [False, False, False, False, True, True]
+    rising = EarlyStop(patience=2)
+    assert [rising.update(0.5, accuracy) for accuracy in (0.5, 0.6, 0.6, 0.7, 0.7, 0.7)] == [False] * 5 + [True]
+
+
+def test_small_classes_keep_enough_validation_pictures():
+    data = ImageDataset(np.zeros((60, 4, 4, 3), np.uint8), np.repeat(np.arange(3), 20), ("a", "b", "c"))
+    train, val = stratified_split(data, 0.15, min_per_class=5)
+    assert np.bincount(val.labels).tolist() == [5, 5, 5] and len(train) == 45
+    tiny = ImageDataset(np.zeros((16, 4, 4, 3), np.uint8), np.repeat(np.arange(2), 8), ("a", "b"))
+    assert np.bincount(stratified_split(tiny, 0.15, min_per_class=5)[1].labels).tolist() == [2, 2]
 
 
 @pytest.mark.slow

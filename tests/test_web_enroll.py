@@ -64,6 +64,8 @@ def test_trained_names_bad_lengths_and_cancel(desk):
     trained = load_bundle(desk.bundle_path).labels[1]
     with pytest.raises(EnrollmentError, match="trained label"):
         desk.start("counter", trained, 2)
+    with pytest.raises(EnrollmentError, match="name the product: type its name"):
+        desk.start("counter", "  ", 2)
     with pytest.raises(EnrollmentError, match="1 to 30 seconds"):
         desk.start("counter", "lulu", 120)
     desk.start("counter", "lulu", 5)

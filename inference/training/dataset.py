@@ -102,13 +102,15 @@ def _decode_all(files: dict[str, list[Path]], size: int, progress) -> ImageDatas
     return ImageDataset(np.stack(images), np.array(labels, dtype=np.int64), classes, skipped=len(skipped))
 
 
-def stratified_split(dataset: ImageDataset, val_fraction: float, seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
-    """Split off `val_fraction` of every class (at least one image per class when it has two or more)."""
+def stratified_split(dataset: ImageDataset, val_fraction: float, seed: int = 0,
+                     min_per_class: int = 0) -> tuple[ImageDataset, ImageDataset]:
+    """Split off `val_fraction` of every class, but at least `min_per_class` images while that leaves three
+    quarters for training (and at least one image per class when it has two or more)."""
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
     for label in range(len(dataset.classes)):
         members = rng.permutation(np.flatnonzero(dataset.labels == label))
-        take = int(round(len(members) * val_fraction))
+        take = max(int(round(len(members) * val_fraction)), min(min_per_class, len(members) // 4))
         take = min(max(take, 1 if len(members) >= 2 else 0), len(members) - 1)
         val_idx += list(members[:take])
         train_idx += list(members[take:])

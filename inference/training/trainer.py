@@ -17,6 +17,7 @@ from torchvision.models import resnet18
 from inference.preprocess import InputSpec, normalize_crops
 from inference.training.augment import AugmentConfig, augment
 from inference.training.dataset import ImageDataset
+from inference.training.early_stop import EarlyStop
 from inference.training.hardware import has_fast_bf16
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,8 @@ class _Loop:
         started = time.monotonic()
         history: list[EpochReport] = []
         best: Optional[EpochReport] = None
-        best_state, best_per_class, stale_epochs, stopped_early = None, {}, 0, False
+        best_state, best_per_class, best_key, stopped_early = None, {}, (0.0, 0.0), False
+        stop = EarlyStop(self.config.patience, self.min_epochs)
         for epoch in range(1, self.config.epochs + 1):
             epoch_start = time.monotonic()
             train_loss, train_acc = self._train_epoch(train, epoch)
@@ -172,12 +174,13 @@ class _Loop:
             history.append(report)
             if self.on_epoch:
                 self.on_epoch(report)
-            if best is None or (val_acc, -val_loss) > (best.val_accuracy, -best.val_loss):
-                best, best_state, best_per_class, stale_epochs = report, copy.deepcopy(self.model.state_dict()), per_class, 0
-            else:
-                stale_epochs += 1
-            if stale_epochs >= self.config.patience and epoch >= self.min_epochs:
-                log.info("validation accuracy has not improved for %d epochs: stopping early", stale_epochs)
+            should_stop = stop.update(val_loss, val_acc)
+            if best is None or (val_acc, -stop.smoothed_loss) >= best_key:
+                best, best_key, best_per_class = report, (val_acc, -stop.smoothed_loss), per_class
+                best_state = copy.deepcopy(self.model.state_dict())
+            if should_stop and epoch < self.config.epochs:
+                log.info("neither validation accuracy nor the smoothed validation loss improved for %d epochs: "
+                         "stopping early", stop.stale_epochs)
                 stopped_early = True
                 break
             if self.config.max_seconds and time.monotonic() - started > self.config.max_seconds:

@@ -31,6 +31,7 @@ from inference.training.trainer import (
     finetune,
 )
 from inference.weights import resolve_resnet18_weights
+from stream.tools.finetune_verdict import FEW_VAL_PER_CLASS as MIN_VAL_PER_CLASS
 from stream.tools.finetune_verdict import verdict
 from stream.tools.progress import ProgressBar
 
@@ -172,7 +173,7 @@ def run_finetune(request: FinetuneRequest, progress: Optional[TrainingProgress] 
         if val.classes != train.classes:
             raise ModelError(f"{request.val_dir}: validation classes {list(val.classes)} differ from training classes {list(train.classes)}")
     else:
-        train, val = stratified_split(data, request.val_fraction, request.train.seed)
+        train, val = stratified_split(data, request.val_fraction, request.train.seed, MIN_VAL_PER_CLASS)
     name = request.name or request.out.stem
     summary = dataset_summary(request.data_dir, train, val, request.val_dir)
     bundle = train_bundle(train, val, config, name, base, summary, progress or TrainingProgress())

@@ -58,4 +58,7 @@ def _advice(top1: float, weak: list[str], val_per_class: int, train_per_class: i
         lines.append(f"  - only {val_per_class} validation photos in a class: these figures are noisy; add photos or "
                      "pass --val DIR")
     lines.append("  - check the weak classes' folders for wrong or unreadable pictures")
+    lines.append("  - to add a few products to a model that already works (this one retrained or an earlier bundle), "
+                 "enroll them instead of training: `streamrec enroll --model BUNDLE --label NAME --images DIR` "
+                 "takes seconds and needs 20-50 photos per product")
     return lines

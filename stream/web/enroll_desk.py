@@ -76,7 +76,7 @@ class EnrollDesk:
         if not 1.0 <= seconds <= MAX_SECONDS:
             raise EnrollmentError(f"record for 1 to {MAX_SECONDS:.0f} seconds")
         bundle, _enroller = self._loaded()
-        session = EnrollSession(camera, checked_label(label, bundle, self.bundle_path.name), seconds)
+        session = EnrollSession(camera, checked_label(label, bundle, self.bundle_path.name, "type its name"), seconds)
         with self._lock:
             if self._session is not None and self._session.open:
                 raise DeskBusy(f"{self._session.label!r} is being added on {self._session.camera}; save or cancel it first")
