@@ -40,7 +40,7 @@ DEMO_AUX_PER_PRODUCT = 20
 DEMO_AUX_SEED = 900
 """Auxiliary products: a stand-in for ImageNet pre-training (no download here). Their seed is never used by
 `demo --evaluate`, whose enrolled and unknown products are other generated ones."""
-DEMO_EVENTS = {"enter_frames": 6, "exit_frames": 8, "min_score": 0.7, "exit_score": 0.4, "ignore_labels": [EMPTY_LABEL]}
+DEMO_EVENTS = {"enter_frames": 6, "exit_frames": 8, "min_score": 0.8, "exit_score": 0.4, "ignore_labels": [EMPTY_LABEL]}
 
 
 @dataclass(frozen=True)
