@@ -253,6 +253,14 @@ class EventsConfig(StrictModel):
     exit_frames: int = Field(5, ge=1, le=300, description="Consecutive frames without the item before item_removed.")
     exit_score: Fraction = Field(0.3, description="Below this the present item counts as gone (hysteresis).")
     ignore_labels: tuple[str, ...] = Field((), description="Labels that never become items (e.g. an empty-lane class).")
+    unknown_frames: int = Field(0, ge=0, le=300, description="Consecutive unknown frames before item_unknown; 0 = twice "
+                                "enter_frames (a hand passing over the lane is briefly unlike every product, a product "
+                                "put down stays).")
+
+    @property
+    def frames_for_unknown(self) -> int:
+        """Consecutive unknown frames that make an unknown item."""
+        return self.unknown_frames or 2 * self.enter_frames
 
     @model_validator(mode="after")
     def _hysteresis_order(self) -> "EventsConfig":

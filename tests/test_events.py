@@ -89,7 +89,7 @@ def unknown(guesses=(("cola", 0.5), ("milk", 0.3)), score=0.999, camera="cam0") 
 
 
 def test_a_stable_unknown_item_makes_item_unknown_with_a_pick_list_never_item_present():
-    events_tracker = tracker()
+    events_tracker = tracker(unknown_frames=3)
     frames = [unknown()] * 2 + [unknown((("milk", 0.7), ("chips", 0.2)))] * 4
     events = [e for r in frames for e in events_tracker.update(r)]
     assert [(e.kind, e.label, e.index) for e in events] == [(EventKind.ITEM_UNKNOWN, None, -1)]
@@ -102,6 +102,16 @@ def test_a_stable_unknown_item_makes_item_unknown_with_a_pick_list_never_item_pr
     assert [(e.kind, e.event_id) for e in gone] == [(EventKind.ITEM_REMOVED, events[0].event_id)]
 
 
+def test_an_unknown_item_needs_twice_enter_frames_so_a_passing_hand_calls_no_attendant():
+    brief = tracker(ignore_labels=("empty",))
+    passing_hand = [unknown()] * 5 + [result("empty", 0.9)] * 3
+    assert [e for r in passing_hand for e in brief.update(r)] == []
+    put_down = [unknown()] * 6
+    assert [e.kind for r in put_down for e in brief.update(r)] == [EventKind.ITEM_UNKNOWN]
+    assert EventsConfig(enter_frames=4).frames_for_unknown == 8
+    assert EventsConfig(enter_frames=4, unknown_frames=5).frames_for_unknown == 5
+
+
 def test_unknown_frames_never_count_towards_a_label_even_with_a_confident_head():
     events_tracker = tracker()
     mixed = [result("cola", 0.95), result("cola", 0.95), unknown((("cola", 0.95),)), result("cola", 0.95),
@@ -111,7 +121,7 @@ def test_unknown_frames_never_count_towards_a_label_even_with_a_confident_head()
 
 
 def test_an_unknown_item_stays_one_item_through_a_known_looking_frame_and_a_known_item_is_not_flagged_later():
-    events_tracker = tracker()
+    events_tracker = tracker(unknown_frames=3)
     sequence = [unknown()] * 3 + [result("cola", 0.9)] + [unknown()] * 3
     assert [e.kind for r in sequence for e in events_tracker.update(r)] == [EventKind.ITEM_UNKNOWN]
     known = tracker()

@@ -69,8 +69,9 @@ class _CameraTrack:
 class EventTracker:
     """Per camera: a label that holds top-1 for `enter_frames` frames above `min_score` becomes present;
     it is removed after `exit_frames` frames in which it is not top-1 above `exit_score` (hysteresis).
-    Frames flagged unknown never count towards a label: `enter_frames` of them in a row make an unknown item
-    (item_unknown with a pick list), removed after `exit_frames` frames that are not unknown."""
+    Frames flagged unknown never count towards a label: `unknown_frames` of them in a row (twice `enter_frames`
+    unless set) make an unknown item (item_unknown with a pick list), removed after `exit_frames` frames that are
+    not unknown."""
 
     def __init__(self, config: EventsConfig, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
         self._config = config
@@ -113,7 +114,8 @@ class EventTracker:
         else:
             track.candidate = _Run()
             return []
-        if track.candidate.frames < self._config.enter_frames:
+        needed = self._config.frames_for_unknown if track.candidate.unknown else self._config.enter_frames
+        if track.candidate.frames < needed:
             return []
         run, track.candidate = track.candidate, _Run()
         track.item = _Item(self._new_id(), run, picks=run.pick_list() if run.unknown else ())
