@@ -3,7 +3,7 @@ prototypes in the bundle's feature space."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import cv2
@@ -18,6 +18,8 @@ BLUR_SHARE = 0.35
 """A view sharper than this share of the median sharpness of the views offered is kept."""
 DUPLICATE_SIMILARITY = 0.985
 """A view this similar (cosine, centred features) to a view already kept adds nothing."""
+IDENTICAL_SIMILARITY = 0.9995
+"""Views this similar are the same picture: they never make up for missing views."""
 MIN_VIEWS = 5
 MAX_CAMERA_VIEWS = 300
 """At most this many frames of a camera session are looked at (evenly spread), so a long session stays quick."""
@@ -38,11 +40,14 @@ class ViewTally:
     duplicate: int = 0
     without_product: int = 0
     unreadable: int = 0
-    notes: list[str] = field(default_factory=list)
+    alike: int = 0
+    """Kept views that are near-duplicates, kept because there were fewer than MIN_VIEWS distinct ones."""
 
     def line(self) -> str:
-        return (f"{self.kept} of {self.offered} views kept (skipped: {self.blurred} blurred, {self.duplicate} "
-                f"duplicate, {self.without_product} without a product, {self.unreadable} unreadable)")
+        alike = (f", {self.alike} of them nearly alike: turn the product to show more of its sides"
+                 if self.alike else "")
+        return (f"{self.kept} of {self.offered} views kept{alike} (skipped: {self.blurred} blurred, "
+                f"{self.duplicate} duplicate, {self.without_product} without a product, {self.unreadable} unreadable)")
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -51,6 +56,19 @@ def sharpness(image: np.ndarray) -> float:
     scale = 160.0 / max(1, min(height, width))
     grey = cv2.cvtColor(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def most_distinct(candidates: list[np.ndarray], chosen: list[np.ndarray], wanted: int) -> list[np.ndarray]:
+    """Up to `wanted` of the unit `candidates`, each the least like those already chosen (a slowly turned product
+    still gives its MIN_VIEWS views); never a picture identical to one chosen."""
+    pool, picked = list(candidates), []
+    while pool and chosen and len(picked) < wanted:
+        similarity = (np.stack(pool) @ np.stack(chosen + picked).T).max(axis=1)
+        best = int(np.argmin(similarity))
+        if similarity[best] >= IDENTICAL_SIMILARITY:
+            break
+        picked.append(pool.pop(best))
+    return picked
 
 
 class Enroller:
@@ -99,13 +117,18 @@ class Enroller:
         tally.blurred += int((~usable).sum())
         units, probabilities = self.unit_features([image for image, ok in zip(images, usable) if ok])
         kept: list[np.ndarray] = []
+        alike: list[np.ndarray] = []
         for unit, probability in zip(units, probabilities):
             if self._empty and int(np.argmax(probability)) in self._empty and probability.max() >= self._empty_score:
                 tally.without_product += 1
             elif kept and float(np.max(np.stack(kept) @ unit)) >= DUPLICATE_SIMILARITY:
-                tally.duplicate += 1
+                alike.append(unit)
             else:
                 kept.append(unit)
+        filled = most_distinct(alike, kept, MIN_VIEWS - len(kept))
+        tally.duplicate += len(alike) - len(filled)
+        tally.alike += len(filled)
+        kept += filled
         tally.kept += len(kept)
         return np.stack(kept) if kept else np.zeros((0, self.stats.feature_dim), np.float32)
 

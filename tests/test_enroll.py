@@ -74,3 +74,24 @@ def test_a_damaged_gallery_stops_enrolling_with_exit_78(bundle, tmp_path):
     done = run_cli("enroll", "--model", str(bundle), "--label", "oat milk", "--images", str(_photos(tmp_path / "oat")))
     assert done.returncode == 78 and "damaged or truncated" in done.stderr
     assert gallery_path_for(bundle).read_bytes() == b"PK\x03\x04 half a file"  # left for the operator to restore
+
+
+def test_a_second_of_a_slowly_turned_product_gives_five_views_but_one_still_picture_does_not(tiny_bundle):
+    """Consecutive frames of a product turned slowly are near-duplicates: the most distinct of them make up the
+    minimum number of views (and the tally says so), while copies of one picture never do."""
+    from capture.hold import HoldSource
+    from inference.bundle import load_bundle
+    from inference.enrollment import MIN_VIEWS, Enroller, EnrollmentError, ViewTally
+
+    loaded = load_bundle(tiny_bundle)
+    enroller = Enroller(loaded.to_classifier(tiny_bundle), loaded.features, ("empty",))
+    source = HoldSource(seed=1)
+    tally = ViewTally()
+    turning = enroller.keep([source.render(n) for n in range(30, 60)], tally)
+    assert len(turning) == MIN_VIEWS and tally.kept == MIN_VIEWS and tally.duplicate == 30 - MIN_VIEWS
+    assert tally.alike > 0 and f"{tally.alike} of them nearly alike: turn the product" in tally.line()
+    assert enroller.entry("lulu", turning, "test", tally).views == MIN_VIEWS
+    still = ViewTally()
+    with pytest.raises(EnrollmentError, match="needs at least 5 usable views"):
+        enroller.entry("lulu", enroller.keep([source.render(45)] * 10, still), "test", still)
+    assert still.kept == 1 and still.duplicate == 9

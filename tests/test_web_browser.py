@@ -208,8 +208,10 @@ def test_add_product_records_a_camera_previews_and_saves_to_the_running_gallery(
         page.fill(f"{card} .enroll-label", "lulu")
         page.fill(f"{card} .enroll-seconds", "4")
         page.click(f"{card} .enroll-record")
-        page.wait_for_selector(f"{card} .enroll-save", state="visible")
+        page.wait_for_function(f"""() => !document.querySelector('{card} .enroll-save').hidden
+                                        || document.querySelector('{card} .enroll-status.error')""")
         checked = page.text_content(f"{card} .enroll-status")
+        assert page.is_visible(f"{card} .enroll-save"), checked
         assert "views kept" in checked and "preview:" in checked and "lulu" in checked
         page.click(f"{card} .enroll-save")
         page.wait_for_function(f"""() => document.querySelector('{card} .enroll-status').textContent.startsWith('saved')""")

@@ -6,6 +6,7 @@ One session at a time; its thread records, then checks, and stops on cancel or s
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from inference.gallery import GalleryEntry, gallery_path_for, save_gallery
 SAMPLE_INTERVAL_S = 1 / 30
 MAX_SECONDS = 30.0
 EMPTY_LABELS = ("empty",)
+
+log = logging.getLogger(__name__)
 
 FrameOf = Callable[[str], Optional[tuple[int, np.ndarray]]]
 """(frame number, BGR image) of a camera's newest frame, or None."""
@@ -127,6 +130,9 @@ class EnrollDesk:
             self._check(session, views)
         except (EnrollmentError, ModelError) as exc:
             session.error, session.state = str(exc), "failed"
+        except Exception as exc:  # a surprise must still end the session, or the page waits and the desk stays busy
+            log.exception("checking the views of %r failed", session.label)
+            session.error, session.state = f"checking the views failed ({exc}); see the service log", "failed"
 
     def _record(self, session: EnrollSession) -> list[np.ndarray]:
         views, last = [], None
