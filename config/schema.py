@@ -100,9 +100,9 @@ class ModelConfig(StrictModel):
     labels: Optional[Path] = Field(None, description="Labels file (one per line) for onnx: and torchscript: models.")
     allow_download: bool = Field(False, description="May fetch the official ImageNet weights when they are missing.")
     top_k: int = Field(3, ge=1, le=20, description="How many labels each result carries.")
-    unknown_threshold: float = Field(0.99, ge=0.5, le=1.0, description="Bundles with feature statistics: a result whose "
-                                     "unknown_score reaches this is flagged unknown (0.99: further from every known "
-                                     "product than 99% of the known validation pictures).")
+    unknown_threshold: float = Field(0.98, ge=0.5, le=1.0, description="Bundles with feature statistics: a result whose "
+                                     "unknown_score reaches this is flagged unknown (0.98: further from every known "
+                                     "product than 98% of the known validation pictures).")
     threads: int = Field(0, ge=0, le=256, description="Model threads in all; 0 = the CPUs this process may use.")
     lanes: int = Field(0, ge=0, le=64, description="Batches the model runs at once, each on threads/lanes threads; "
                        "0 = one per thread (at most 4). 1 gives the shortest time per batch, more give more throughput.")

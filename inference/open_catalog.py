@@ -8,7 +8,8 @@ head, which knows its own products best, splits it. With an empty gallery the li
 
 `unknown_score` is the share of known validation pictures that were more similar to their nearest prototype
 than this frame is to any: 0.5 is a typical known picture, 0.99 is further from every known product than 99%
-of them.
+of them. It is 0 when the head takes the frame for a background label (an empty lane, hands passing over it) with
+at least BACKGROUND_SCORE: nothing in view is not an unknown item.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from inference.gallery import Gallery
 from inference.topk import Prediction
 
 DEFAULT_TEMPERATURE = 20.0
+BACKGROUND_SCORE = 0.5
+"""The head's probability of a background label from which a frame shows no item (as enrollment skips views)."""
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,13 @@ class Recognition:
 
 
 class OpenCatalog:
-    """The trained labels (with their feature statistics) and the gallery of one model."""
+    """The trained labels (with their feature statistics) and the gallery of one model; `background_labels`:
+    trained labels that mean "no product" (e.g. events.ignore_labels), never an unknown item."""
 
     def __init__(self, head_labels: Sequence[str], stats: FeatureStats, gallery: Gallery,
-                 temperature: float = DEFAULT_TEMPERATURE) -> None:
+                 temperature: float = DEFAULT_TEMPERATURE, background_labels: Sequence[str] = ()) -> None:
         self.head_labels = tuple(head_labels)
+        self._background = [i for i, label in enumerate(self.head_labels) if label in set(background_labels)]
         self.stats, self.gallery, self.temperature = stats, gallery, temperature
         rows, owners = gallery.matrix()
         all_owners = np.concatenate([stats.owners, owners + len(self.head_labels)]).astype(np.int64)
@@ -62,6 +67,7 @@ class OpenCatalog:
         combined = self._combine(head, similarity)
         best = np.argsort(-combined, axis=1)[:, :k]
         unknown = self.unknown_scores(similarity.max(axis=1))
+        unknown[self._shows_background(head)] = 0.0
         trained = len(self.head_labels)
         return [Recognition(tuple(Prediction(self.labels[i], int(i), float(row[i]), "head" if i < trained else "gallery")
                                   for i in order), float(score))
@@ -86,6 +92,11 @@ class OpenCatalog:
         share /= share.sum(axis=1, keepdims=True)
         trained_share = share[:, :trained].sum(axis=1, keepdims=True)
         return np.concatenate([head * trained_share, share[:, trained:]], axis=1)
+
+    def _shows_background(self, head: np.ndarray) -> np.ndarray:
+        if not self._background:
+            return np.zeros(len(head), bool)
+        return np.isin(head.argmax(axis=1), self._background) & (head.max(axis=1) >= BACKGROUND_SCORE)
 
     def unknown_scores(self, nearest: np.ndarray) -> np.ndarray:
         """The share of known pictures more similar to their nearest prototype than `nearest` (0-1)."""

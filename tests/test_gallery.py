@@ -108,3 +108,19 @@ def test_the_unknown_score_grows_with_the_distance_to_every_known_product():
     features = torch.from_numpy(np.concatenate([np.eye(DIM)[[0]], far]).astype(np.float32))
     near, unknown = catalog.recognize(torch.zeros((2, 2)), features, 1)
     assert near.unknown_score < 0.1 and unknown.unknown_score == 1.0
+
+
+def test_a_frame_the_head_takes_for_the_empty_lane_is_never_an_unknown_item():
+    """Hands over an empty lane are far from every product, but the head knows the empty lane: no unknown item."""
+    far = normalized(np.ones((2, DIM)) - 2 * np.eye(DIM)[[0, 0]] - 2 * np.eye(DIM)[[1, 1]] - 2 * np.eye(DIM)[[4, 4]])
+    features = torch.from_numpy(far.astype(np.float32))
+    logits = torch.tensor([[0.0, 3.0], [3.0, 0.0]])  # the head: water ("empty" below) 95%, then cola 95%
+    plain = _catalog(_gallery("oat milk")).recognize(logits, features, 1)
+    stats = _catalog(Gallery("model-1234", DIM)).stats
+    aware = OpenCatalog(("cola", "water"), stats, _gallery("oat milk"), background_labels=("water", "empty"))
+    empty_lane, product = aware.recognize(logits, features, 1)
+    assert [r.unknown_score for r in plain] == [1.0, 1.0]
+    assert empty_lane.unknown_score == 0.0 and product.unknown_score == 1.0
+    unsure = aware.recognize(torch.tensor([[0.0, 0.01]]), features[:1], 1)[0]  # water at 50.2%: still background
+    assert unsure.unknown_score == 0.0
+    assert aware.recognize(torch.tensor([[0.1, 0.0]]), features[:1], 1)[0].unknown_score == 1.0

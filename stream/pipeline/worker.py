@@ -177,7 +177,7 @@ class InferenceWorker(threading.Thread):
         uploads: Optional[UploadChannel] = None,
         skip: Optional[ChangeDetector] = None,
         lanes: int = 1,
-        unknown_threshold: float = 0.99,
+        unknown_threshold: float = 0.98,
     ) -> None:
         super().__init__(name="inference", daemon=True)
         self.model = model if isinstance(model, ModelSlot) else ModelSlot(model)

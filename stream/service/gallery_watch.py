@@ -27,8 +27,9 @@ class GalleryWatcher(threading.Thread):
     """Checks the gallery file's size and time every `interval` seconds until `stop`."""
 
     def __init__(self, slot: ModelSlot, bundle: Path, labels: tuple[str, ...], model_id: str, stats: FeatureStats,
-                 stop: threading.Event, interval: float = CHECK_S) -> None:
+                 stop: threading.Event, interval: float = CHECK_S, background_labels: tuple[str, ...] = ()) -> None:
         super().__init__(name="gallery-watch", daemon=True)
+        self._background_labels = background_labels
         self._slot, self._path, self._labels, self._model_id = slot, gallery_path_for(bundle), labels, model_id
         self._stats, self._stop_event, self._interval = stats, stop, interval
         self._stamp: Optional[tuple[int, int]] = None
@@ -38,7 +39,7 @@ class GalleryWatcher(threading.Thread):
         self._stamp = self._current_stamp()
         gallery = load_gallery(self._path, self._model_id) if self._stamp else Gallery(self._model_id,
                                                                                         self._stats.feature_dim)
-        catalog = OpenCatalog(self._labels, self._stats, gallery)
+        catalog = OpenCatalog(self._labels, self._stats, gallery, background_labels=self._background_labels)
         self._slot.set_catalog(catalog)
         return catalog
 
@@ -62,9 +63,10 @@ class GalleryWatcher(threading.Thread):
         return info.st_mtime_ns, info.st_size
 
 
-def gallery_watcher(model: ModelConfig, slot: ModelSlot, stop: threading.Event) -> Optional[GalleryWatcher]:
+def gallery_watcher(model: ModelConfig, slot: ModelSlot, stop: threading.Event,
+                    background_labels: tuple[str, ...] = ()) -> Optional[GalleryWatcher]:
     """For a bundle with feature statistics: the watcher, its catalog already in the slot (GalleryError when the
-    gallery is damaged: exit 78). None for other models."""
+    gallery is damaged: exit 78). None for other models. `background_labels`: events.ignore_labels."""
     path = Path(model.spec.strip()).expanduser()
     if not path.is_file():
         return None
@@ -74,7 +76,8 @@ def gallery_watcher(model: ModelConfig, slot: ModelSlot, stop: threading.Event) 
             log.warning("%s has a gallery but no feature statistics (trained before enrolling existed): train it "
                         "again with `streamrec finetune` to recognize its enrolled products", path)
         return None
-    watcher = GalleryWatcher(slot, path, bundle.labels, bundle.model_id, bundle.features, stop)
+    watcher = GalleryWatcher(slot, path, bundle.labels, bundle.model_id, bundle.features, stop,
+                             background_labels=background_labels)
     catalog = watcher.load_now()
     if catalog.gallery.entries:
         log.info("gallery %s: %d enrolled product(s)", gallery_path_for(path), len(catalog.gallery.entries))

@@ -157,7 +157,7 @@ def evaluate_open_catalog(bundle: Bundle, events: EventsConfig, out: TextIO,
     gallery, seconds, tally = enroll(bundle, classifier, enrolled)
     out.write(f"open catalog: enrolled {len(enrolled)} new products from {ENROLL_VIEWS} pictures each ({tally.line()}), "
               f"{np.median(seconds):.2f} s per product (median; the running service adds <= 1 s to notice the gallery)\n")
-    catalog = OpenCatalog(bundle.labels, bundle.features, gallery)
+    catalog = OpenCatalog(bundle.labels, bundle.features, gallery, background_labels=events.ignore_labels)
     lane_products = (*PRODUCTS, *enrolled, *unknown)
     scene = LaneScene(seed=EVAL_OPEN_LANE_SEED, products=lane_products)
     frames = _frames_for_rounds(scene, LANE_ROUNDS)
