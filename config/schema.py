@@ -256,6 +256,9 @@ class EventsConfig(StrictModel):
     unknown_frames: int = Field(0, ge=0, le=300, description="Consecutive unknown frames before item_unknown; 0 = twice "
                                 "enter_frames (a hand passing over the lane is briefly unlike every product, a product "
                                 "put down stays).")
+    ambiguous_items: bool = Field(True, description="A stable item split between known products (no label reaches "
+                                  "min_score, the top three together do; models with feature statistics) becomes "
+                                  "item_unknown with reason \"ambiguous\" and its pick list instead of no event.")
 
     @property
     def frames_for_unknown(self) -> int:

@@ -54,6 +54,10 @@ def test_basket_calls_the_attendant_for_an_unknown_item_and_adds_nothing():
     assert line.startswith("? unknown item — attendant [lane]") and "pick list: oat milk, milk carton" in line
     assert basket.line_for(dict(unknown)) is None and basket.items == []
     assert basket.line_for({**unknown, "event": "item_removed"}) is None
+    split = {**unknown, "event_id": "u2", "reason": "ambiguous"}
+    line = basket.line_for(split)
+    assert line.startswith("? which product? — pick one or call the attendant [lane]") and "oat milk, milk carton" in line
+    assert basket.items == []
 
 
 def event(kind, label, event_id):

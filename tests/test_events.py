@@ -128,3 +128,41 @@ def test_an_unknown_item_stays_one_item_through_a_known_looking_frame_and_a_know
     sequence = [result("cola", 0.9)] * 3 + [unknown((("cola", 0.9),))] * 5
     assert [e.kind for r in sequence for e in known.update(r)] == [EventKind.ITEM_PRESENT]
     assert known.item_caption("cam0") == "cola"
+
+
+def split(guesses=(("cola", 0.45), ("milk", 0.35), ("chips", 0.1)), score=0.1, camera="cam0") -> Result:
+    """A frame that looks like known products but that no label holds with min_score."""
+    frame = Frame(camera, 0, time.time(), time.monotonic(), IMAGE)
+    topk = tuple(Prediction(label, LABELS.index(label), s) for label, s in guesses)
+    return Result(frame, topk, "test", time.monotonic(), unknown_score=score, unknown=False)
+
+
+def test_an_item_split_between_known_products_asks_for_a_pick_instead_of_passing_silently():
+    events_tracker = tracker(unknown_frames=4)
+    events = [e for r in [split()] * 4 for e in events_tracker.update(r)]
+    assert [(e.kind, e.reason) for e in events] == [(EventKind.ITEM_UNKNOWN, "ambiguous")]
+    assert [p.label for p in events[0].candidates] == ["cola", "milk", "chips"]
+    assert abs(events[0].score - 0.1) < 1e-9
+    assert events_tracker.item_caption("cam0") == "which one? cola, milk, chips - attendant"
+    assert [e.kind for r in [split()] * 5 for e in events_tracker.update(r)] == []  # still the same item
+    assert [e.kind for e in feed(events_tracker, [("empty", 0.9)] * 2)] == [EventKind.ITEM_REMOVED]
+
+
+def test_a_split_frame_is_not_ambiguous_when_it_is_unlike_known_products_shows_an_ignored_label_or_has_no_score():
+    cases = [split(score=0.95),  # unlike every known product: a hand, not a pick
+             split((("cola", 0.45), ("empty", 0.35), ("milk", 0.1))),  # perhaps nothing there
+             split((("cola", 0.3), ("milk", 0.2), ("chips", 0.05))),  # nothing near min_score even together
+             result("cola", 0.5)]  # a model without feature statistics: no unknown_score
+    for case in cases:
+        assert [e for r in [case] * 10 for e in tracker(ignore_labels=("empty",), unknown_frames=4).update(r)] == []
+    off = tracker(ambiguous_items=False, unknown_frames=4)
+    assert [e for r in [split()] * 10 for e in off.update(r)] == []
+
+
+def test_a_run_mostly_unlike_known_products_is_unknown_and_a_confident_frame_ends_a_split_run():
+    mixed = tracker(unknown_frames=4)
+    events = [e for r in [unknown(), unknown(), unknown(), split()] for e in mixed.update(r)]
+    assert [(e.kind, e.reason) for e in events] == [(EventKind.ITEM_UNKNOWN, "unknown")]
+    settling = tracker(unknown_frames=4)
+    sequence = [split()] * 3 + [result("cola", 0.9)] * 3
+    assert [(e.kind, e.label) for r in sequence for e in settling.update(r)] == [(EventKind.ITEM_PRESENT, "cola")]

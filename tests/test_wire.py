@@ -58,9 +58,10 @@ def test_event_message():
 
 def test_item_unknown_message_has_no_label_and_carries_the_pick_list():
     picks = (Prediction("oat milk", 11, 0.41, "gallery"), Prediction("milk carton", 3, 0.3))
-    event = ItemEvent("lane", EventKind.ITEM_UNKNOWN, "e9", None, -1, 0.997, 6, picks)
+    event = ItemEvent("lane", EventKind.ITEM_UNKNOWN, "e9", None, -1, 0.997, 6, picks, "unknown")
     _topic, payload = decode(WireEncoder("b").event(event))
     assert payload["event"] == "item_unknown" and payload["label"] is None and payload["index"] == -1
+    assert payload["reason"] == "unknown"
     assert payload["candidates"] == [{"label": "oat milk", "index": 11, "score": 0.41, "source": "gallery"},
                                      {"label": "milk carton", "index": 3, "score": 0.3, "source": "head"}]
 

@@ -13,6 +13,11 @@ from stream.pipeline.result import EventKind, ItemEvent, Result
 UNKNOWN_INDEX = -1
 PICK_LIST = 3
 NO_RUN = -2
+AMBIGUOUS_MAX_UNKNOWN = 0.9
+"""A frame split between known products counts as ambiguous only while its unknown_score is at most this: it looks
+like known products (a hand over the lane, unlike all of them, never does)."""
+REASON_UNKNOWN = "unknown"
+REASON_AMBIGUOUS = "ambiguous"
 
 
 @dataclass
@@ -24,12 +29,16 @@ class _Run:
     frames: int = 0
     score_sum: float = 0.0
     picks: dict[str, list] = field(default_factory=dict)
+    ambiguous_frames: int = 0
+    """Frames of an unknown run that were split between known products rather than unlike all of them."""
 
-    def extend(self, index: int, label: Optional[str], score: float) -> None:
+    def extend(self, index: int, label: Optional[str], score: float, ambiguous: bool = False) -> None:
         if index != self.index:
             self.index, self.label, self.frames, self.score_sum, self.picks = index, label, 0, 0.0, {}
+            self.ambiguous_frames = 0
         self.frames += 1
         self.score_sum += score
+        self.ambiguous_frames += ambiguous
 
     def add_picks(self, topk: tuple[Prediction, ...]) -> None:
         """Sum each candidate's score over the run (the pick list ranks by it)."""
@@ -43,6 +52,13 @@ class _Run:
     @property
     def unknown(self) -> bool:
         return self.index == UNKNOWN_INDEX
+
+    @property
+    def reason(self) -> Optional[str]:
+        """Why an unknown run is one: most of its frames unlike every known product, or split between some."""
+        if not self.unknown:
+            return None
+        return REASON_AMBIGUOUS if 2 * self.ambiguous_frames > self.frames else REASON_UNKNOWN
 
     @property
     def mean_score(self) -> float:
@@ -71,7 +87,8 @@ class EventTracker:
     it is removed after `exit_frames` frames in which it is not top-1 above `exit_score` (hysteresis).
     Frames flagged unknown never count towards a label: `unknown_frames` of them in a row (twice `enter_frames`
     unless set) make an unknown item (item_unknown with a pick list), removed after `exit_frames` frames that are
-    not unknown."""
+    not unknown. With `ambiguous_items`, frames split between known products (see `is_ambiguous`) count as unknown
+    ones too, so an item the model cannot decide on asks for a pick instead of passing silently."""
 
     def __init__(self, config: EventsConfig, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
         self._config = config
@@ -99,16 +116,34 @@ class EventTracker:
         if not item.run.unknown:
             return item.run.label
         guesses = ", ".join(p.label for p in item.picks)
+        if item.run.reason == REASON_AMBIGUOUS:
+            return f"which one? {guesses} - attendant"
         return f"unknown item - attendant ({guesses}?)" if guesses else "unknown item - attendant"
+
+    def is_ambiguous(self, result: Result) -> bool:
+        """A frame no label holds with `min_score` but the top three together do, none of them an ignored label,
+        that looks like known products (unknown_score known and at most AMBIGUOUS_MAX_UNKNOWN)."""
+        config = self._config
+        if not config.ambiguous_items or result.unknown or result.unknown_score is None:
+            return False
+        top = result.topk[:PICK_LIST]
+        return (result.unknown_score <= AMBIGUOUS_MAX_UNKNOWN and top[0].score < config.min_score
+                and sum(p.score for p in top) >= config.min_score
+                and not any(p.label in config.ignore_labels for p in top))
+
+    def _extend_unknown(self, run: _Run, result: Result, ambiguous: bool) -> None:
+        score = result.unknown_score if ambiguous else (result.unknown_score or 1.0)
+        run.extend(UNKNOWN_INDEX, None, float(score or 0.0), ambiguous)
+        run.add_picks(result.topk)
 
     def _update_absent(self, result: Result, track: _CameraTrack, stale: bool) -> list[ItemEvent]:
         best = result.best
         if stale:
             track.candidate = _Run()
             return []
-        if result.unknown:
-            track.candidate.extend(UNKNOWN_INDEX, None, result.unknown_score or 1.0)
-            track.candidate.add_picks(result.topk)
+        ambiguous = self.is_ambiguous(result)
+        if result.unknown or ambiguous:
+            self._extend_unknown(track.candidate, result, ambiguous)
         elif best.score >= self._config.min_score and best.label not in self._config.ignore_labels:
             track.candidate.extend(best.index, best.label, best.score)
         else:
@@ -126,9 +161,9 @@ class EventTracker:
         item = track.item
         assert item is not None
         best = result.best
-        if item.run.unknown and result.unknown:
-            item.run.extend(UNKNOWN_INDEX, None, result.unknown_score or 1.0)
-            item.run.add_picks(result.topk)
+        ambiguous = item.run.unknown and self.is_ambiguous(result)
+        if item.run.unknown and (result.unknown or ambiguous):
+            self._extend_unknown(item.run, result, ambiguous)
             item.misses = 0
             return []
         if not item.run.unknown and best.index == item.run.index and best.score >= self._config.exit_score:
@@ -145,4 +180,5 @@ class EventTracker:
     def _event(camera: str, kind: EventKind, item: _Item) -> ItemEvent:
         run = item.run
         picks = item.picks if kind is EventKind.ITEM_UNKNOWN else ()
-        return ItemEvent(camera, kind, item.event_id, run.label, run.index, run.mean_score, run.frames, picks)
+        reason = run.reason if kind is EventKind.ITEM_UNKNOWN else None
+        return ItemEvent(camera, kind, item.event_id, run.label, run.index, run.mean_score, run.frames, picks, reason)

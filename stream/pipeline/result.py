@@ -58,3 +58,5 @@ class ItemEvent:
     frames: int
     candidates: tuple[Prediction, ...] = ()
     """item_unknown: the products it looks most like (mean score over its frames), best first: the pick list."""
+    reason: Optional[str] = None
+    """item_unknown: "unknown" (unlike every known product) or "ambiguous" (split between the candidates)."""

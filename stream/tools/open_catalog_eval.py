@@ -49,6 +49,9 @@ class PassTally:
     charged_other: int = 0
     """An item_present of another label: a wrong charge."""
     flagged_unknown: int = 0
+    """An item_unknown unlike every known product."""
+    pick_list: int = 0
+    """An item_unknown split between known products (reason "ambiguous"): a pick, neither charged nor silent."""
     missed: int = 0
 
     def share(self, count: int) -> float:
@@ -115,7 +118,9 @@ def score_passes(scene: LaneScene, run: OpenLaneRun, frames: int, groups: dict[s
         tally = tallies[group]
         tally.passes += 1
         presents = [e for e in inside if e.kind is EventKind.ITEM_PRESENT]
-        tally.flagged_unknown += any(e.kind is EventKind.ITEM_UNKNOWN for e in inside)
+        unknowns = [e for e in inside if e.kind is EventKind.ITEM_UNKNOWN]
+        tally.flagged_unknown += any(e.reason != "ambiguous" for e in unknowns)
+        tally.pick_list += bool(unknowns) and all(e.reason == "ambiguous" for e in unknowns)
         tally.charged_other += any(e.label != current.product.label for e in presents)
         tally.missed += not inside
         tally.correct += len(inside) == 1 and len(presents) == 1 and presents[0].label == current.product.label
@@ -181,8 +186,8 @@ def _report_trained_lane(classifier, catalog: OpenCatalog, trained_lane: tuple[L
     tally = score_passes(scene, run, frames, {"trained": {p.label for p in PRODUCTS}})["trained"]
     out.write(f"  the checkout lane above again, with the gallery and unknown flags: {tally.correct}/{tally.passes} "
               f"passes gave exactly one correct item_present = {tally.share(tally.correct) * 100:.1f}% (goal: at most "
-              f"1 point below the head alone); flagged unknown {tally.flagged_unknown}, charged as another product "
-              f"{tally.charged_other}, missed {tally.missed}\n")
+              f"1 point below the head alone); flagged unknown {tally.flagged_unknown}, asked to pick {tally.pick_list}, "
+              f"charged as another product {tally.charged_other}, missed {tally.missed}\n")
 
 
 def _frames_for_rounds(scene: LaneScene, rounds: int) -> int:
@@ -198,10 +203,11 @@ def _report(scene: LaneScene, run: OpenLaneRun, frames: int, groups: dict[str, s
         t = tallies[name]
         out.write(f"  {name} products: {t.correct}/{t.passes} passes gave exactly one correct item_present = "
                   f"{t.share(t.correct) * 100:.1f}%; flagged unknown {t.share(t.flagged_unknown) * 100:.1f}% "
-                  f"(goal <= 5%), charged as another product {t.charged_other}, missed {t.missed}\n")
+                  f"(goal <= 5%), asked to pick {t.pick_list}, charged as another product {t.charged_other}, missed {t.missed}\n")
     t = tallies["unknown"]
     out.write(f"  never-enrolled products: {t.passes} passes, item_present of a known label on "
-              f"{t.share(t.charged_other) * 100:.1f}% (goal <= 5%), item_unknown on {t.share(t.flagged_unknown) * 100:.1f}%\n")
+              f"{t.share(t.charged_other) * 100:.1f}% (goal <= 5%), item_unknown on {t.share(t.flagged_unknown) * 100:.1f}% "
+              f"(+{t.share(t.pick_list) * 100:.1f}% asked to pick between known products), missed {t.missed}\n")
     unknown_labels = groups["unknown"]
     passes = {p.index: p for p in scene.passes_until(frames)}
     known = [s for i, values in run.resting_similarity.items() if passes[i].product.label not in unknown_labels for s in values]

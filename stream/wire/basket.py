@@ -1,5 +1,6 @@
 """The running basket a POS keeps: a product is added on item_present, never twice for one event_id; an
-item_unknown calls the attendant with its pick list and adds nothing."""
+item_unknown calls the attendant with its pick list (or, for an item split between known products, asks for a pick)
+and adds nothing."""
 
 from __future__ import annotations
 
@@ -47,5 +48,8 @@ class Basket:
             return None
         self._seen.add(event_id)
         picks = ", ".join(str(c.get("label")) for c in payload.get("candidates", []))
+        if payload.get("reason") == "ambiguous":
+            return (f"? which product? — pick one or call the attendant [{payload.get('camera', '?')}]  pick list: "
+                    f"{picks or 'none'}  basket: {self.describe()}")
         return (f"? unknown item — attendant [{payload.get('camera', '?')}]  pick list: {picks or 'none'}"
                 f"  basket: {self.describe()}")

@@ -63,6 +63,8 @@ class WireEncoder:
         if event.candidates:
             payload["candidates"] = [{"label": p.label, "index": p.index, "score": round(p.score, 6), "source": p.source}
                                      for p in event.candidates]
+        if event.reason:
+            payload["reason"] = event.reason
         return self._encode(f"event/{event.camera}", payload)
 
     def heartbeat(self, uptime_s: float, cameras: Mapping[str, Mapping[str, Any]],
