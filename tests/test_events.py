@@ -144,7 +144,8 @@ def test_an_item_split_between_known_products_asks_for_a_pick_instead_of_passing
     assert [p.label for p in events[0].candidates] == ["cola", "milk", "chips"]
     assert abs(events[0].score - 0.1) < 1e-9
     assert events_tracker.item_caption("cam0") == "which one? cola, milk, chips - attendant"
-    assert [e.kind for r in [split()] * 5 for e in events_tracker.update(r)] == []  # still the same item
+    assert [e.kind for r in [split()] * 5 + [unknown()] * 20 for e in events_tracker.update(r)] == []  # one item
+    assert events_tracker.item_caption("cam0") == "which one? cola, milk, chips - attendant"  # as announced
     assert [e.kind for e in feed(events_tracker, [("empty", 0.9)] * 2)] == [EventKind.ITEM_REMOVED]
 
 

@@ -74,6 +74,8 @@ class _Item:
     misses: int = 0
     picks: tuple[Prediction, ...] = ()
     """An unknown item's pick list as announced (read by screens from other threads, so never mutated)."""
+    reason: Optional[str] = None
+    """An unknown item's reason as announced: its screen caption keeps it while the item stays."""
 
 
 @dataclass
@@ -116,7 +118,7 @@ class EventTracker:
         if not item.run.unknown:
             return item.run.label
         guesses = ", ".join(p.label for p in item.picks)
-        if item.run.reason == REASON_AMBIGUOUS:
+        if item.reason == REASON_AMBIGUOUS:
             return f"which one? {guesses} - attendant"
         return f"unknown item - attendant ({guesses}?)" if guesses else "unknown item - attendant"
 
@@ -153,7 +155,7 @@ class EventTracker:
         if track.candidate.frames < needed:
             return []
         run, track.candidate = track.candidate, _Run()
-        track.item = _Item(self._new_id(), run, picks=run.pick_list() if run.unknown else ())
+        track.item = _Item(self._new_id(), run, picks=run.pick_list() if run.unknown else (), reason=run.reason)
         kind = EventKind.ITEM_UNKNOWN if run.unknown else EventKind.ITEM_PRESENT
         return [self._event(result.camera, kind, track.item)]
 
@@ -180,5 +182,5 @@ class EventTracker:
     def _event(camera: str, kind: EventKind, item: _Item) -> ItemEvent:
         run = item.run
         picks = item.picks if kind is EventKind.ITEM_UNKNOWN else ()
-        reason = run.reason if kind is EventKind.ITEM_UNKNOWN else None
+        reason = item.reason if kind is EventKind.ITEM_UNKNOWN else None
         return ItemEvent(camera, kind, item.event_id, run.label, run.index, run.mean_score, run.frames, picks, reason)
