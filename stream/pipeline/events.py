@@ -8,7 +8,7 @@ from typing import Callable, Optional
 
 from config.schema import EventsConfig
 from inference.topk import Prediction
-from stream.pipeline.result import EventKind, ItemEvent, Result
+from stream.pipeline.result import REASON_AMBIGUOUS, REASON_UNKNOWN, EventKind, ItemEvent, Result
 
 UNKNOWN_INDEX = -1
 PICK_LIST = 3
@@ -16,8 +16,6 @@ NO_RUN = -2
 AMBIGUOUS_MAX_UNKNOWN = 0.9
 """A frame split between known products counts as ambiguous only while its unknown_score is at most this: it looks
 like known products (a hand over the lane, unlike all of them, never does)."""
-REASON_UNKNOWN = "unknown"
-REASON_AMBIGUOUS = "ambiguous"
 
 
 @dataclass
@@ -134,8 +132,7 @@ class EventTracker:
                 and not any(p.label in config.ignore_labels for p in top))
 
     def _extend_unknown(self, run: _Run, result: Result, ambiguous: bool) -> None:
-        score = result.unknown_score if ambiguous else (result.unknown_score or 1.0)
-        run.extend(UNKNOWN_INDEX, None, float(score or 0.0), ambiguous)
+        run.extend(UNKNOWN_INDEX, None, result.unknown_score or (0.0 if ambiguous else 1.0), ambiguous)
         run.add_picks(result.topk)
 
     def _update_absent(self, result: Result, track: _CameraTrack, stale: bool) -> list[ItemEvent]:

@@ -35,6 +35,12 @@ class Result:
         return self.topk[0]
 
 
+REASON_UNKNOWN = "unknown"
+"""item_unknown's reason: its frames were unlike every known product."""
+REASON_AMBIGUOUS = "ambiguous"
+"""item_unknown's reason: it looked like known products, split between its candidates."""
+
+
 class EventKind(str, enum.Enum):
     """The checkout events."""
 

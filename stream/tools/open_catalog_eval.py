@@ -25,7 +25,7 @@ from inference.gallery import Gallery
 from inference.open_catalog import OpenCatalog
 from inference.preprocess import BatchPreprocessor
 from stream.pipeline.events import EventTracker
-from stream.pipeline.result import EventKind, ItemEvent, Result
+from stream.pipeline.result import REASON_AMBIGUOUS, EventKind, ItemEvent, Result
 
 EVAL_NEW_SEED = 3003
 """New products for the evaluation (the demo model's auxiliary products use another seed)."""
@@ -119,8 +119,8 @@ def score_passes(scene: LaneScene, run: OpenLaneRun, frames: int, groups: dict[s
         tally.passes += 1
         presents = [e for e in inside if e.kind is EventKind.ITEM_PRESENT]
         unknowns = [e for e in inside if e.kind is EventKind.ITEM_UNKNOWN]
-        tally.flagged_unknown += any(e.reason != "ambiguous" for e in unknowns)
-        tally.pick_list += bool(unknowns) and all(e.reason == "ambiguous" for e in unknowns)
+        tally.flagged_unknown += any(e.reason != REASON_AMBIGUOUS for e in unknowns)
+        tally.pick_list += bool(unknowns) and all(e.reason == REASON_AMBIGUOUS for e in unknowns)
         tally.charged_other += any(e.label != current.product.label for e in presents)
         tally.missed += not inside
         tally.correct += len(inside) == 1 and len(presents) == 1 and presents[0].label == current.product.label

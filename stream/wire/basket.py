@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Optional
 
+from stream.pipeline.result import REASON_AMBIGUOUS
+
 
 class Basket:
     """Products added from `item_present` events, idempotent per event_id (repeats and replays are ignored)."""
@@ -48,7 +50,7 @@ class Basket:
             return None
         self._seen.add(event_id)
         picks = ", ".join(str(c.get("label")) for c in payload.get("candidates", []))
-        if payload.get("reason") == "ambiguous":
+        if payload.get("reason") == REASON_AMBIGUOUS:
             return (f"? which product? — pick one or call the attendant [{payload.get('camera', '?')}]  pick list: "
                     f"{picks or 'none'}  basket: {self.describe()}")
         return (f"? unknown item — attendant [{payload.get('camera', '?')}]  pick list: {picks or 'none'}"
