@@ -49,6 +49,42 @@ def test_a_product_held_in_front_of_a_camera_is_enrolled(bundle):
     assert entry.source == "camera:synthetic:hold" and entry.views >= 5
 
 
+def _catalog_photos(folder, label_index, count=30, seed=7):
+    """Pictures of a trained product, as a shop would take of the same package under another name."""
+    from capture.catalog_dataset import render_class
+
+    folder.mkdir()
+    for i, picture in enumerate(render_class(label_index, count, seed, 240)):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), picture)
+    return folder
+
+
+def test_a_look_alike_of_a_trained_product_is_enrolled_with_a_warning_naming_it(bundle, tmp_path):
+    from capture.catalog import PRODUCTS
+
+    look_alike = run_cli("enroll", "--model", str(bundle), "--label", "cola 0.5l",
+                         "--images", str(_catalog_photos(tmp_path / "cola", 1)))
+    assert look_alike.returncode == 0, look_alike.stderr
+    assert PRODUCTS[0].label == "cola can"
+    assert "warning: the model can hardly tell 'cola 0.5l' from 'cola can'" in look_alike.stderr
+    assert "--remove 'cola 0.5l'" in look_alike.stderr
+    assert load_gallery(gallery_path_for(bundle)).labels == ("cola 0.5l",)
+    distinct = run_cli("enroll", "--model", str(bundle), "--label", "oat milk", "--images", str(_photos(tmp_path / "oat")))
+    assert distinct.returncode == 0 and "preview:" in distinct.stdout
+    assert "warning" not in distinct.stderr
+
+
+def test_only_a_product_as_close_to_another_as_its_own_pictures_is_a_look_alike():
+    from inference.enrollment_steps import LOOK_ALIKE_SCORE, EnrollPreview
+
+    apart = EnrollPreview("oat milk", 30, 32, "milk carton", 0.8, closest_score=0.97)
+    alike = EnrollPreview("napix bag", 14, 32, "coffee beans", 0.96, closest_score=0.58)
+    assert apart.look_alike is None and apart.warning() is None
+    assert alike.look_alike == "coffee beans" and 0.58 < LOOK_ALIKE_SCORE < 0.97
+    assert "pick between the two, for both products" in alike.warning()
+    assert EnrollPreview("tea", 5, 5).warning() is None
+
+
 def test_removing_a_product_leaves_the_others(bundle, tmp_path):
     for label, seed in (("oat milk", 3), ("rice cakes", 4)):
         photos = _photos(tmp_path / label.replace(" ", "-"), seed=seed)

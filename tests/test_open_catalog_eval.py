@@ -55,8 +55,10 @@ def test_passes_are_scored_per_group_and_latency_counts_from_rest():
 def test_a_short_lane_with_enrolled_and_unknown_products_goes_the_way_run_takes_it(tiny_bundle):
     bundle = load_bundle(tiny_bundle)
     classifier = bundle.to_classifier()
-    gallery, seconds, tally = enroll(bundle, classifier, NEW[:1])
-    assert gallery.labels == (NEW[0].label,) and len(seconds) == 1 and tally.kept >= 5
+    enrolled = enroll(bundle, classifier, NEW[:1])
+    gallery = enrolled.gallery
+    assert gallery.labels == (NEW[0].label,) and len(enrolled.seconds) == 1 and enrolled.tally.kept >= 5
+    assert all(label == NEW[0].label for label, _known in enrolled.look_alikes)
     scene = LaneScene(seed=5, products=(PRODUCTS[1], NEW[0], NEW[1]))
     frames = 100
     run = recognize_lane(classifier, OpenCatalog(bundle.labels, bundle.features, gallery), scene, frames,
@@ -79,6 +81,6 @@ def test_the_whole_report_on_a_small_scale(tiny_bundle, monkeypatch):
     open_catalog_eval.evaluate_open_catalog(load_bundle(tiny_bundle), EventsConfig(**DEMO_EVENTS), out,
                                             trained_lane=(LaneScene(seed=1, products=PRODUCTS[:2]), 300))
     report = out.getvalue()
-    for line in ("enrolled 1 new products", "trained products:", "enrolled products:", "never-enrolled products:",
+    for line in ("enrolled 1 new products", "enrolled with a look-alike warning: ", "trained products:", "enrolled products:", "never-enrolled products:",
                  "the checkout lane above again", "empty lane with hands passing (1 s)"):
         assert line in report, report

@@ -50,6 +50,7 @@ def test_record_check_and_save_puts_the_product_in_the_bundles_gallery(desk):
     assert ready["state"] == "ready", (ready["error"], ready["views"])
     assert ready["frames"] >= 10 and ready["kept"] >= 5 and "views kept" in ready["views"]
     assert ready["preview"].startswith("preview:")
+    assert ready["warning"] is None or ready["warning"].startswith("warning: the model can hardly tell")
     path = gallery_path_for(desk.bundle_path)
     assert not path.exists()
     saved = desk.confirm()

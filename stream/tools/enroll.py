@@ -61,6 +61,8 @@ def run_enroll(request: EnrollRequest, out: TextIO = sys.stdout, err: TextIO = s
     preview = preview_of(bundle, updated, enroller, views, label)
     if preview is not None:
         out.write(preview.line() + "\n")
+        if preview.warning():
+            err.write(preview.warning() + "\n")
     out.write(f"gallery {path}: {len(updated.entries)} enrolled product(s)\n")
 
 

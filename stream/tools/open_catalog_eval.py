@@ -21,6 +21,7 @@ from capture.new_products import new_products, render_products
 from config.schema import EventsConfig, ModelConfig
 from inference.bundle import Bundle
 from inference.enrollment import Enroller, ViewTally
+from inference.enrollment_steps import preview_of
 from inference.gallery import Gallery
 from inference.open_catalog import OpenCatalog
 from inference.preprocess import BatchPreprocessor
@@ -67,18 +68,33 @@ class OpenLaneRun:
     batch_seconds: list[float] = field(default_factory=list)
 
 
-def enroll(bundle: Bundle, classifier, products: tuple[Product, ...]) -> tuple[Gallery, list[float], ViewTally]:
-    """A gallery of `products` from ENROLL_VIEWS rendered pictures each, as `streamrec enroll --images` makes it;
-    seconds per product."""
+@dataclass
+class EvalEnrollment:
+    """The evaluation's gallery, seconds per product, what happened to the views, and the products enrolled with a
+    look-alike warning (label, the known product it looks like)."""
+
+    gallery: Gallery
+    seconds: list[float]
+    tally: ViewTally
+    look_alikes: list[tuple[str, str]]
+
+
+def enroll(bundle: Bundle, classifier, products: tuple[Product, ...]) -> EvalEnrollment:
+    """A gallery of `products` from ENROLL_VIEWS rendered pictures each, as `streamrec enroll --images` makes it
+    (with its preview, whose time is not counted)."""
     enroller = Enroller(classifier, bundle.features, (EMPTY_LABEL,))
-    gallery, seconds, tally = Gallery(bundle.model_id, bundle.features.feature_dim), [], ViewTally()
+    done = EvalEnrollment(Gallery(bundle.model_id, bundle.features.feature_dim), [], ViewTally(), [])
     views = render_products(products, ENROLL_VIEWS, EVAL_ENROLL_SEED, RENDER_SIZE)
     for j, product in enumerate(products):
         started = time.monotonic()
-        kept = enroller.keep(list(views[j * ENROLL_VIEWS:(j + 1) * ENROLL_VIEWS]), tally)
-        gallery = gallery.with_entry(enroller.entry(product.label, kept, "evaluation", tally))
-        seconds.append(time.monotonic() - started)
-    return gallery, seconds, tally
+        mine = list(views[j * ENROLL_VIEWS:(j + 1) * ENROLL_VIEWS])
+        kept = enroller.keep(mine, done.tally)
+        done.gallery = done.gallery.with_entry(enroller.entry(product.label, kept, "evaluation", done.tally))
+        done.seconds.append(time.monotonic() - started)
+        preview = preview_of(bundle, done.gallery, enroller, mine, product.label)
+        if preview is not None and preview.look_alike is not None:
+            done.look_alikes.append((product.label, preview.look_alike))
+    return done
 
 
 def recognize_lane(classifier, catalog: OpenCatalog, scene: LaneScene, frames: int, events: EventsConfig,
@@ -159,10 +175,13 @@ def evaluate_open_catalog(bundle: Bundle, events: EventsConfig, out: TextIO,
     classifier = bundle.to_classifier()
     products = new_products(NEW_PRODUCTS, EVAL_NEW_SEED)
     enrolled, unknown = products[:NEW_PRODUCTS // 2], products[NEW_PRODUCTS // 2:]
-    gallery, seconds, tally = enroll(bundle, classifier, enrolled)
-    out.write(f"open catalog: enrolled {len(enrolled)} new products from {ENROLL_VIEWS} pictures each ({tally.line()}), "
-              f"{np.median(seconds):.2f} s per product (median; the running service adds <= 1 s to notice the gallery)\n")
-    catalog = OpenCatalog(bundle.labels, bundle.features, gallery, background_labels=events.ignore_labels)
+    enrolled_now = enroll(bundle, classifier, enrolled)
+    out.write(f"open catalog: enrolled {len(enrolled)} new products from {ENROLL_VIEWS} pictures each "
+              f"({enrolled_now.tally.line()}), {np.median(enrolled_now.seconds):.2f} s per product (median; the running "
+              f"service adds <= 1 s to notice the gallery)\n")
+    warned = "; ".join(f"{label!r} like {known!r}" for label, known in enrolled_now.look_alikes) or "none"
+    out.write(f"  enrolled with a look-alike warning: {len(enrolled_now.look_alikes)} ({warned})\n")
+    catalog = OpenCatalog(bundle.labels, bundle.features, enrolled_now.gallery, background_labels=events.ignore_labels)
     lane_products = (*PRODUCTS, *enrolled, *unknown)
     scene = LaneScene(seed=EVAL_OPEN_LANE_SEED, products=lane_products)
     frames = _frames_for_rounds(scene, LANE_ROUNDS)

@@ -48,6 +48,8 @@ class EnrollSession:
     tally: ViewTally = field(default_factory=ViewTally)
     entry: Optional[GalleryEntry] = None
     preview: Optional[str] = None
+    warning: Optional[str] = None
+    """Set when the product is a look-alike of a known one (EnrollPreview.warning)."""
     error: Optional[str] = None
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -60,7 +62,7 @@ class EnrollSession:
         return {"state": self.state, "camera": self.camera, "label": self.label, "seconds": self.seconds,
                 "elapsed_s": round(elapsed, 1), "frames": self.frames, "kept": self.tally.kept,
                 "views": self.tally.line() if self.state not in ("recording", "checking") else None,
-                "preview": self.preview, "error": self.error}
+                "preview": self.preview, "warning": self.warning, "error": self.error}
 
 
 class EnrollDesk:
@@ -155,5 +157,6 @@ class EnrollDesk:
         trial = current_gallery(bundle, gallery_path_for(self.bundle_path)).with_entry(entry)
         preview = preview_of(bundle, trial, enroller, views, session.label)
         session.entry, session.preview = entry, preview.line() if preview else None
+        session.warning = preview.warning() if preview else None
         if not session.cancelled.is_set():
             session.state = "ready"

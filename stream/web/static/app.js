@@ -174,7 +174,7 @@ function enrollText(session) {
   switch (session.state) {
     case "recording": return `recording ${session.elapsed_s.toFixed(1)} / ${session.seconds} s, ${session.frames} frames: turn the product slowly`;
     case "checking": return `checking ${session.frames} frames…`;
-    case "ready": return `${session.views}. ${session.preview || ""} Save to add "${session.label}".`;
+    case "ready": return `${session.views}. ${session.preview || ""} ${session.warning ? `⚠ ${session.warning}. ` : ""}Save to add "${session.label}".`;
     case "saved": return `saved: "${session.label}" is recognized from now on`;
     case "failed": return session.error;
     case "cancelled": return "cancelled";
