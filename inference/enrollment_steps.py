@@ -3,7 +3,7 @@ gallery, a checked product name, and the preview of how a just-enrolled product 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from inference.bundle import Bundle
 from inference.enrollment import Enroller, EnrollmentError
-from inference.gallery import Gallery, load_gallery
+from inference.gallery import Gallery, GalleryEntry, load_gallery
 from inference.open_catalog import OpenCatalog
 
 LOOK_ALIKE_SCORE = 0.9
@@ -69,7 +69,7 @@ class EnrollPreview:
         return (f"warning: the model can hardly tell {self.label!r} from {self.look_alike!r} (its views are as close "
                 f"to {self.look_alike!r} as known products' own pictures are to them): on the lane, shoppers will "
                 f"often be asked to pick between the two, for both products. Pictures closer up that show what "
-                f"tells them apart may help; `streamrec enroll --remove {self.label!r}` undoes the enrollment")
+                f"tells them apart may help")
 
 
 def preview_of(bundle: Bundle, gallery: Gallery, enroller: Enroller, views: Sequence[np.ndarray],
@@ -90,3 +90,8 @@ def preview_of(bundle: Bundle, gallery: Gallery, enroller: Enroller, views: Sequ
     mean = float(similarity[:, closest].mean())
     score = float(catalog.unknown_scores(np.array([mean]))[0]) if bundle.features.known_similarity else 1.0
     return EnrollPreview(label, hits, len(found), catalog.labels[closest], mean, score)
+
+
+def with_look_alike(entry: GalleryEntry, preview: Optional[EnrollPreview]) -> GalleryEntry:
+    """The entry remembering the known product its preview found it a look-alike of, for `model info`."""
+    return replace(entry, look_alike=preview.look_alike or "") if preview is not None else entry

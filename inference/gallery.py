@@ -83,10 +83,12 @@ class GalleryEntry:
     source: str = ""
     """Where the views came from, e.g. `images:/photos/oat milk` or `camera:usb:0`."""
     enrolled_at: str = ""
+    look_alike: str = ""
+    """The known product the model could hardly tell this one from when it was enrolled ("" for none)."""
 
     def summary(self) -> dict[str, Any]:
         return {"label": self.label, "views": self.views, "prototypes": int(len(self.prototypes)),
-                "source": self.source, "enrolled_at": self.enrolled_at}
+                "source": self.source, "enrolled_at": self.enrolled_at, "look_alike": self.look_alike or None}
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,8 @@ def _checked(header: Any, rows: np.ndarray, owners: np.ndarray, path: Path, mode
         if not len(mine) or not summary.get("label"):
             raise GalleryError(f"gallery {path} is inconsistent (entry {index} has no prototypes); enroll again")
         built.append(GalleryEntry(str(summary["label"]), mine.astype(np.float32), int(summary.get("views", 0)),
-                                  str(summary.get("source", "")), str(summary.get("enrolled_at", ""))))
+                                  str(summary.get("source", "")), str(summary.get("enrolled_at", "")),
+                                  str(summary.get("look_alike") or "")))
     return Gallery(str(header.get("model_id")), int(header["feature_dim"]), tuple(built),
                    dict(header.get("calibration") or {}))
 

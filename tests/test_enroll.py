@@ -68,10 +68,11 @@ def test_a_look_alike_of_a_trained_product_is_enrolled_with_a_warning_naming_it(
     assert PRODUCTS[0].label == "cola can"
     assert "warning: the model can hardly tell 'cola 0.5l' from 'cola can'" in look_alike.stderr
     assert "--remove 'cola 0.5l'" in look_alike.stderr
-    assert load_gallery(gallery_path_for(bundle)).labels == ("cola 0.5l",)
     distinct = run_cli("enroll", "--model", str(bundle), "--label", "oat milk", "--images", str(_photos(tmp_path / "oat")))
     assert distinct.returncode == 0 and "preview:" in distinct.stdout
     assert "warning" not in distinct.stderr
+    products = json.loads(run_cli("model", "info", str(bundle)).stdout)["gallery"]["products"]
+    assert [(p["label"], p["look_alike"]) for p in products] == [("cola 0.5l", "cola can"), ("oat milk", None)]
 
 
 def test_only_a_product_as_close_to_another_as_its_own_pictures_is_a_look_alike():

@@ -1,6 +1,8 @@
 """The gallery file (atomic, tied to its bundle's weights, never silently emptied), the feature statistics a bundle
 carries, and recognition over head and gallery."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -41,6 +43,23 @@ def test_a_gallery_reads_back_as_written(tmp_path):
     assert np.allclose(np.linalg.norm(back.entries[1].prototypes, axis=1), 1.0)
     assert oct(path.stat().st_mode & 0o777) == "0o644"
     assert not [p for p in tmp_path.iterdir() if p.name != path.name]  # nothing left behind
+
+
+def test_a_look_alike_is_remembered_and_older_galleries_without_one_still_read(tmp_path):
+    from dataclasses import replace
+
+    gallery = _gallery("oat milk", "napix bag")
+    gallery = gallery.with_entry(replace(gallery.entries[1], look_alike="coffee beans"))
+    back = load_gallery(save_gallery(gallery, tmp_path / "m.bundle.gallery"), "model-1234")
+    assert [e.summary()["look_alike"] for e in back.entries] == [None, "coffee beans"]
+    path = tmp_path / "m.bundle.gallery"
+    with np.load(path) as archive:
+        header, rows, owners = json.loads(archive["header"].tobytes()), archive["prototypes"], archive["owners"]
+    for entry in header["entries"]:
+        del entry["look_alike"]
+    with open(path, "wb") as handle:
+        np.savez(handle, header=np.frombuffer(json.dumps(header).encode(), np.uint8), prototypes=rows, owners=owners)
+    assert [e.look_alike for e in load_gallery(path, "model-1234").entries] == ["", ""]
 
 
 def test_a_truncated_gallery_is_refused_not_emptied(tmp_path):

@@ -5,6 +5,7 @@ The gallery is written beside the bundle (`BUNDLE.gallery`, atomically).
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import numpy as np
 
 from inference.bundle import load_bundle
 from inference.enrollment import MAX_CAMERA_VIEWS, Enroller, EnrollmentError, ViewTally
-from inference.enrollment_steps import checked_label, current_gallery, preview_of
+from inference.enrollment_steps import checked_label, current_gallery, preview_of, with_look_alike
 from inference.gallery import Gallery, gallery_path_for, save_gallery
 from inference.training.dataset import IMAGE_SUFFIXES, read_image
 from stream.tools.progress import ProgressBar
@@ -54,15 +55,16 @@ def run_enroll(request: EnrollRequest, out: TextIO = sys.stdout, err: TextIO = s
     else:
         views, source = _camera_frames(request.source or "", request.seconds, err), f"camera:{request.source}"
     entry = enroller.entry(label, enroller.keep(views, tally), source, tally)
-    updated = gallery.with_entry(entry)
+    preview = preview_of(bundle, gallery.with_entry(entry), enroller, views, label)
+    updated = gallery.with_entry(with_look_alike(entry, preview))
     save_gallery(updated, path)
     out.write(f"enrolled {label!r}: {tally.line()}, {len(entry.prototypes)} prototypes, in "
               f"{time.monotonic() - started:.1f} s\n")
-    preview = preview_of(bundle, updated, enroller, views, label)
     if preview is not None:
         out.write(preview.line() + "\n")
         if preview.warning():
-            err.write(preview.warning() + "\n")
+            undo = f"streamrec enroll --model {shlex.quote(str(request.bundle))} --remove {shlex.quote(label)}"
+            err.write(f"{preview.warning()}; `{undo}` undoes it\n")
     out.write(f"gallery {path}: {len(updated.entries)} enrolled product(s)\n")
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from inference.bundle import load_bundle
 from inference.enrollment import MAX_CAMERA_VIEWS, Enroller, EnrollmentError, ViewTally
-from inference.enrollment_steps import checked_label, current_gallery, preview_of
+from inference.enrollment_steps import checked_label, current_gallery, preview_of, with_look_alike
 from inference.errors import ModelError
 from inference.gallery import GalleryEntry, gallery_path_for, save_gallery
 
@@ -156,7 +156,7 @@ class EnrollDesk:
         entry = enroller.entry(session.label, kept, f"web:{session.camera}", session.tally)
         trial = current_gallery(bundle, gallery_path_for(self.bundle_path)).with_entry(entry)
         preview = preview_of(bundle, trial, enroller, views, session.label)
-        session.entry, session.preview = entry, preview.line() if preview else None
+        session.entry, session.preview = with_look_alike(entry, preview), preview.line() if preview else None
         session.warning = preview.warning() if preview else None
         if not session.cancelled.is_set():
             session.state = "ready"
