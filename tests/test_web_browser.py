@@ -213,6 +213,7 @@ def test_add_product_records_a_camera_previews_and_saves_to_the_running_gallery(
         checked = page.text_content(f"{card} .enroll-status")
         assert page.is_visible(f"{card} .enroll-save"), checked
         assert "views kept" in checked and "preview:" in checked and "lulu" in checked
+        assert page.is_visible(f"{card} .enroll-status.warning") == ("⚠ warning: the model can hardly tell" in checked)
         page.click(f"{card} .enroll-save")
         page.wait_for_function(f"""() => document.querySelector('{card} .enroll-status').textContent.startsWith('saved')""")
         assert load_gallery(gallery_path_for(bundle_path), bundle.model_id).labels == ("lulu",)

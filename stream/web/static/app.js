@@ -188,11 +188,11 @@ function setUpEnroll(camera, card) {
   const status = card.querySelector(".enroll-status");
   const save = card.querySelector(".enroll-save");
   const record = card.querySelector(".enroll-record");
-  const show = (text, isError = false) => { status.textContent = text; status.className = `enroll-status small ${isError ? "error" : "muted"}`; };
+  const show = (text, tone = "muted") => { status.textContent = text; status.className = `enroll-status small ${tone}`; };
   const follow = async () => {
     for (;;) {
       const session = await (await fetch("/api/enroll", { cache: "no-store" })).json();
-      show(enrollText(session), session.state === "failed");
+      show(enrollText(session), session.state === "failed" ? "error" : session.state === "ready" && session.warning ? "warning" : "muted");
       save.hidden = session.state !== "ready";
       if (!["recording", "checking"].includes(session.state)) { record.disabled = false; return; }
       await delay(300);
@@ -208,7 +208,7 @@ function setUpEnroll(camera, card) {
       await follow();
     } catch (err) {
       record.disabled = false;
-      show(err.message, true);
+      show(err.message, "error");
     }
   });
   save.addEventListener("click", async () => {
@@ -216,7 +216,7 @@ function setUpEnroll(camera, card) {
       show(enrollText(await postJson("/api/enroll/confirm")));
       save.hidden = true;
     } catch (err) {
-      show(err.message, true);
+      show(err.message, "error");
     }
   });
   card.querySelector(".enroll-cancel").addEventListener("click", async () => {
