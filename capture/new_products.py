@@ -6,11 +6,12 @@ another brand colour or name, the hard case for telling a new product from a tra
 
 from __future__ import annotations
 
-import cv2
+from typing import Callable, Optional
+
 import numpy as np
 
 from capture.catalog import PRODUCTS, Color, Product
-from capture.scene import SpriteCache, render_sample
+from capture.catalog_dataset import RENDER_SIZE, render_in_workers, render_product
 
 NEW_SHAPES = ("jar", "tube", "cup")
 ALL_SHAPES = ("can", "bottle", "box", "bag", "carton", "bar", *NEW_SHAPES)
@@ -54,12 +55,10 @@ def new_products(count: int, seed: int, look_alike_share: float = 0.3) -> tuple[
 
 
 def render_products(products: tuple[Product, ...], per_product: int, seed: int, out_size: int,
-                    render_size: int = 224) -> np.ndarray:
-    """`per_product` training pictures of each product, as `render_class` draws the catalog's, in product order."""
-    sprites = SpriteCache()
-    images = np.empty((len(products) * per_product, out_size, out_size, 3), np.uint8)
-    for j, product in enumerate(products):
-        for i in range(per_product):
-            picture = render_sample(product, np.random.default_rng([seed, j, i]), render_size, sprites)
-            images[j * per_product + i] = cv2.resize(picture, (out_size, out_size), interpolation=cv2.INTER_AREA)
-    return images
+                    render_size: int = RENDER_SIZE, workers: int = 1,
+                    progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
+    """`per_product` training pictures of each product, as `render_class` draws the catalog's, in product order (the
+    same pictures with any number of `workers`)."""
+    jobs = [(product, j, per_product, seed, out_size, render_size) for j, product in enumerate(products)]
+    return np.concatenate(render_in_workers(render_product, jobs, workers, progress))
+

@@ -90,6 +90,11 @@ class Enroller:
         self._empty_score = empty_score
         self._preprocess = BatchPreprocessor(classifier.input_spec, BATCH)
 
+    @property
+    def empty_labels(self) -> tuple[str, ...]:
+        """The trained labels that mean "no product"."""
+        return tuple(self.classifier.labels[i] for i in self._empty)
+
     def predict(self, images: Sequence[np.ndarray]):
         """(logits, features) of at most BATCH BGR pictures, preprocessed as the pipeline does."""
         return self.classifier.predict_with_features(self._preprocess(list(images[:BATCH])))

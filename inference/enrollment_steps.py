@@ -50,6 +50,8 @@ class EnrollPreview:
     similarity: float = 0.0
     closest_score: float = 1.0
     """The unknown score of `similarity`: low when the views are as close to `closest` as its own pictures."""
+    closest_is_empty: bool = False
+    """`closest` is a label meaning "no product" (the empty lane)."""
 
     def line(self) -> str:
         text = f"preview: {self.hits} of {self.views} of its views recognized as {self.label!r}"
@@ -66,6 +68,9 @@ class EnrollPreview:
         """What the operator should know when the product is a look-alike (None otherwise)."""
         if self.look_alike is None:
             return None
+        if self.closest_is_empty:
+            return (f"warning: the model can hardly tell {self.label!r} from {self.look_alike!r} (no product): on the "
+                    f"lane it may pass unregistered. Pictures closer up, filling more of the frame, may help")
         return (f"warning: the model can hardly tell {self.label!r} from {self.look_alike!r} (its views are as close "
                 f"to {self.look_alike!r} as known products' own pictures are to them): on the lane, shoppers will "
                 f"often be asked to pick between the two, for both products. Pictures closer up that show what "
@@ -89,7 +94,8 @@ def preview_of(bundle: Bundle, gallery: Gallery, enroller: Enroller, views: Sequ
     closest = others[int(np.argmax(similarity[:, others].mean(axis=0)))]
     mean = float(similarity[:, closest].mean())
     score = float(catalog.unknown_scores(np.array([mean]))[0]) if bundle.features.known_similarity else 1.0
-    return EnrollPreview(label, hits, len(found), catalog.labels[closest], mean, score)
+    return EnrollPreview(label, hits, len(found), catalog.labels[closest], mean, score,
+                         catalog.labels[closest] in enroller.empty_labels)
 
 
 def with_look_alike(entry: GalleryEntry, preview: Optional[EnrollPreview]) -> GalleryEntry:

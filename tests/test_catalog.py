@@ -6,6 +6,7 @@ from capture.catalog import EMPTY_LABEL, LABELS, PRODUCTS, draw_product
 from capture.catalog_dataset import render_catalog
 from capture.factory import SourceFactory
 from capture.lane import LaneScene
+from capture.new_products import new_products, render_products
 from capture.scene import SpriteCache, render_sample
 from config.loader import validate
 
@@ -36,6 +37,17 @@ def test_render_catalog_labels_every_class():
     images, labels, classes = render_catalog(3, seed=0, out_size=40, workers=1)
     assert images.shape == (3 * len(LABELS), 40, 40, 3)
     assert classes == LABELS and np.bincount(labels).tolist() == [3] * len(LABELS)
+
+
+def test_generated_products_render_the_same_pictures_in_worker_processes_with_progress():
+    products = new_products(3, seed=41)
+    reported = []
+    alone = render_products(products, 2, seed=8, out_size=32, render_size=64)
+    pooled = render_products(products, 2, seed=8, out_size=32, render_size=64, workers=2,
+                             progress=lambda done, total: reported.append((done, total)))
+    assert alone.shape == (6, 32, 32, 3)
+    assert np.array_equal(alone, pooled)
+    assert reported == [(1, 3), (2, 3), (3, 3)]
 
 
 def test_lane_products_pass_one_after_another_with_empty_belt_between():

@@ -84,6 +84,9 @@ def test_only_a_product_as_close_to_another_as_its_own_pictures_is_a_look_alike(
     assert alike.look_alike == "coffee beans" and 0.58 < LOOK_ALIKE_SCORE < 0.97
     assert "pick between the two, for both products" in alike.warning()
     assert EnrollPreview("tea", 5, 5).warning() is None
+    like_empty = EnrollPreview("clear bag", 9, 32, "empty", 0.95, closest_score=0.5, closest_is_empty=True)
+    assert like_empty.look_alike == "empty" and "may pass unregistered" in like_empty.warning()
+    assert "pick" not in like_empty.warning()
 
 
 def test_removing_a_product_leaves_the_others(bundle, tmp_path):
@@ -122,6 +125,7 @@ def test_a_second_of_a_slowly_turned_product_gives_five_views_but_one_still_pict
 
     loaded = load_bundle(tiny_bundle)
     enroller = Enroller(loaded.to_classifier(tiny_bundle), loaded.features, ("empty",))
+    assert enroller.empty_labels == ("empty",)
     source = HoldSource(seed=1)
     tally = ViewTally()
     turning = enroller.keep([source.render(n) for n in range(30, 60)], tally)

@@ -92,7 +92,10 @@ def build_demo_model(path: Path) -> Bundle:
     train_bar.close(f"{len(images)} training pictures")
     val_images, val_labels, _ = render_catalog(DEMO_VAL_PER_CLASS, DEMO_VAL_SEED, size)
     aux = new_products(DEMO_AUX_PRODUCTS, DEMO_AUX_SEED)
-    aux_images = render_products(aux, DEMO_AUX_PER_PRODUCT, DEMO_AUX_SEED, size)
+    aux_bar = ProgressBar("rendering auxiliary products", len(aux))
+    aux_images = render_products(aux, DEMO_AUX_PER_PRODUCT, DEMO_AUX_SEED, size, workers=2,
+                                 progress=aux_bar.update_total)
+    aux_bar.close(f"{len(aux_images)} pictures of {len(aux)} products")
     all_classes = (*classes, *(p.label for p in aux))
     aux_labels = np.repeat(np.arange(len(classes), len(all_classes)), DEMO_AUX_PER_PRODUCT)
     train = ImageDataset(np.concatenate([images, aux_images]), np.concatenate([labels, aux_labels]), all_classes)
