@@ -1,6 +1,8 @@
 """The open-catalog part of `demo --evaluate`: scoring of lane passes, AUROC, item latency, and a short real lane
 through the tiny bundle with a gallery."""
 
+import io
+
 import numpy as np
 
 from capture.catalog import PRODUCTS
@@ -13,6 +15,8 @@ from stream.pipeline.result import EventKind, ItemEvent
 from stream.tools.demo import DEMO_EVENTS
 from stream.tools.open_catalog_eval import (
     OpenLaneRun,
+    PassTally,
+    write_charges,
     auroc,
     enroll,
     recognize_lane,
@@ -50,6 +54,26 @@ def test_passes_are_scored_per_group_and_latency_counts_from_rest():
     assert (tallies["trained"].correct, tallies["enrolled"].correct) == (1, 1)
     assert tallies["unknown"].flagged_unknown == 1 and tallies["unknown"].charged_other == 0
     assert rest_to_present_ms(scene, run, frames) == [100.0 + 10.0] * 2
+
+
+def test_every_wrong_charge_is_listed_with_the_label_it_was_charged_as():
+    scene = LaneScene(seed=3, products=(PRODUCTS[0], NEW[0]))
+    passes = scene.passes_until(0)
+    while len(passes) < 2:
+        passes = scene.passes_until(passes[-1].next_start)
+    run = OpenLaneRun()
+    for current in passes[:2]:
+        run.events.append((current.rest_start, event(EventKind.ITEM_PRESENT, PRODUCTS[1].label)))
+    tallies = score_passes(scene, run, passes[1].next_start, {"trained": {PRODUCTS[0].label}, "unknown": {NEW[0].label}})
+    assert tallies["unknown"].charges == {(NEW[0].label, PRODUCTS[1].label): 1}
+    assert tallies["trained"].charged_other == 1
+    out = io.StringIO()
+    write_charges(tallies, out)
+    assert f"{NEW[0].label!r} as {PRODUCTS[1].label!r} (1)" in out.getvalue()
+    assert f"{PRODUCTS[0].label!r} as {PRODUCTS[1].label!r} (1)" in out.getvalue()
+    quiet = io.StringIO()
+    write_charges({"trained": PassTally()}, quiet)
+    assert quiet.getvalue() == ""
 
 
 def test_a_short_lane_with_enrolled_and_unknown_products_goes_the_way_run_takes_it(tiny_bundle):

@@ -8,6 +8,7 @@ event tracker with the demo's settings.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator, TextIO
 
@@ -54,6 +55,8 @@ class PassTally:
     pick_list: int = 0
     """An item_unknown split between known products (reason "ambiguous"): a pick, neither charged nor silent."""
     missed: int = 0
+    charges: Counter = field(default_factory=Counter)
+    """(product, the label it was charged as): passes, for every wrong charge."""
 
     def share(self, count: int) -> float:
         return count / self.passes if self.passes else 0.0
@@ -137,7 +140,9 @@ def score_passes(scene: LaneScene, run: OpenLaneRun, frames: int, groups: dict[s
         unknowns = [e for e in inside if e.kind is EventKind.ITEM_UNKNOWN]
         tally.flagged_unknown += any(e.reason != REASON_AMBIGUOUS for e in unknowns)
         tally.pick_list += bool(unknowns) and all(e.reason == REASON_AMBIGUOUS for e in unknowns)
-        tally.charged_other += any(e.label != current.product.label for e in presents)
+        wrong = sorted({e.label for e in presents if e.label != current.product.label})
+        tally.charged_other += bool(wrong)
+        tally.charges.update((current.product.label, label) for label in wrong)
         tally.missed += not inside
         tally.correct += len(inside) == 1 and len(presents) == 1 and presents[0].label == current.product.label
     return tallies
@@ -207,6 +212,15 @@ def _report_trained_lane(classifier, catalog: OpenCatalog, trained_lane: tuple[L
               f"passes gave exactly one correct item_present = {tally.share(tally.correct) * 100:.1f}% (goal: at most "
               f"1 point below the head alone); flagged unknown {tally.flagged_unknown}, asked to pick {tally.pick_list}, "
               f"charged as another product {tally.charged_other}, missed {tally.missed}\n")
+    write_charges({"trained": tally}, out)
+
+
+def write_charges(tallies: dict[str, PassTally], out: TextIO) -> None:
+    """One line naming every wrong charge (product, the label it was charged as, passes); nothing when none."""
+    charges = sum((t.charges for t in tallies.values()), Counter())
+    if charges:
+        listed = "; ".join(f"{product!r} as {label!r} ({count})" for (product, label), count in sorted(charges.items()))
+        out.write(f"  charged as another product (passes): {listed}\n")
 
 
 def _frames_for_rounds(scene: LaneScene, rounds: int) -> int:
@@ -227,6 +241,7 @@ def _report(scene: LaneScene, run: OpenLaneRun, frames: int, groups: dict[str, s
     out.write(f"  never-enrolled products: {t.passes} passes, item_present of a known label on "
               f"{t.share(t.charged_other) * 100:.1f}% (goal <= 5%), item_unknown on {t.share(t.flagged_unknown) * 100:.1f}% "
               f"(+{t.share(t.pick_list) * 100:.1f}% asked to pick between known products), missed {t.missed}\n")
+    write_charges(tallies, out)
     unknown_labels = groups["unknown"]
     passes = {p.index: p for p in scene.passes_until(frames)}
     known = [s for i, values in run.resting_similarity.items() if passes[i].product.label not in unknown_labels for s in values]
