@@ -19,6 +19,7 @@ from stream.tools.open_catalog_eval import (
     write_charges,
     auroc,
     enroll,
+    events_named,
     recognize_lane,
     rest_to_present_ms,
     score_passes,
@@ -74,6 +75,13 @@ def test_every_wrong_charge_is_listed_with_the_label_it_was_charged_as():
     quiet = io.StringIO()
     write_charges({"trained": PassTally()}, quiet)
     assert quiet.getvalue() == ""
+
+
+def test_events_on_an_empty_lane_are_named_by_kind_and_label():
+    assert events_named([]) == "0 events"
+    fired = [(3, event(EventKind.ITEM_PRESENT, "coffee beans")), (9, event(EventKind.ITEM_REMOVED, "coffee beans")),
+             (20, event(EventKind.ITEM_UNKNOWN, None, "u")), (30, event(EventKind.ITEM_UNKNOWN, None, "v"))]
+    assert events_named(fired) == "4 events: item_present 'coffee beans' (1), item_unknown (2)"
 
 
 def test_a_short_lane_with_enrolled_and_unknown_products_goes_the_way_run_takes_it(tiny_bundle):

@@ -19,7 +19,7 @@ from inference.preprocess import BatchPreprocessor
 from inference.topk import top_k
 from stream.pipeline.events import EventTracker
 from stream.pipeline.result import EventKind, ItemEvent, Result
-from stream.tools.open_catalog_eval import evaluate_open_catalog
+from stream.tools.open_catalog_eval import evaluate_open_catalog, events_named
 
 EVAL_VAL_SEED = 1001
 EVAL_LANE_SEED = 2002
@@ -124,6 +124,6 @@ def run_evaluation(options, out=sys.stdout) -> int:
         out.write(f"  {mistake}\n")
     empty = LaneScene(seed=EVAL_LANE_SEED + 1, empty=True)
     empty_events = run_lane(classifier, events, empty, 30 * 60 * 2)
-    out.write(f"empty lane with hands passing ({30 * 60 * 2 // 30} s): {len(empty_events)} events (goal 0)\n")
+    out.write(f"empty lane with hands passing ({30 * 60 * 2 // 30} s): {events_named(empty_events)} (goal 0)\n")
     evaluate_open_catalog(bundle, events, out, trained_lane=(LaneScene(seed=EVAL_LANE_SEED), frames))
     return 0

@@ -200,7 +200,7 @@ def evaluate_open_catalog(bundle: Bundle, events: EventsConfig, out: TextIO,
     empty = LaneScene(seed=EVAL_OPEN_LANE_SEED + 1, empty=True, products=lane_products)
     empty_run = recognize_lane(classifier, catalog, empty, EMPTY_LANE_FRAMES, events, threshold)
     out.write(f"  empty lane with hands passing ({EMPTY_LANE_FRAMES // 30} s), with the gallery and unknown flags: "
-              f"{len(empty_run.events)} events (goal 0)\n")
+              f"{events_named(empty_run.events)} (goal 0)\n")
 
 
 def _report_trained_lane(classifier, catalog: OpenCatalog, trained_lane: tuple[LaneScene, int], events: EventsConfig,
@@ -213,6 +213,16 @@ def _report_trained_lane(classifier, catalog: OpenCatalog, trained_lane: tuple[L
               f"1 point below the head alone); flagged unknown {tally.flagged_unknown}, asked to pick {tally.pick_list}, "
               f"charged as another product {tally.charged_other}, missed {tally.missed}\n")
     write_charges({"trained": tally}, out)
+
+
+def events_named(fired: list[tuple[int, ItemEvent]]) -> str:
+    """How many events there were and, when any, which: "2 events: item_present 'coffee beans' (1), …"."""
+    if not fired:
+        return "0 events"
+    kinds = Counter((e.kind.value, e.label) for _n, e in fired if e.kind is not EventKind.ITEM_REMOVED)
+    named = ", ".join(f"{kind} {label!r} ({count})" if label else f"{kind} ({count})"
+                      for (kind, label), count in sorted(kinds.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")))
+    return f"{len(fired)} events: {named}" if named else f"{len(fired)} events"
 
 
 def write_charges(tallies: dict[str, PassTally], out: TextIO) -> None:
