@@ -8,8 +8,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-CATALOG_VERSION = "catalog-v1"
-"""Bump when any drawing changes: cached demo models are keyed by it."""
+CATALOG_VERSION = "catalog-v2"
+"""Bump when any drawing changes: cached demo models are keyed by it.
+v2: the empty lane's pictures also show shoppers' hands as large as those holding products."""
 EMPTY_LABEL = "empty"
 SPRITE_HEIGHT = 300
 

@@ -7,7 +7,7 @@ from capture.catalog_dataset import render_catalog
 from capture.factory import SourceFactory
 from capture.lane import LaneScene
 from capture.new_products import new_products, render_products
-from capture.scene import SpriteCache, render_sample
+from capture.scene import SpriteCache, _empty_lane_hand, draw_hand, render_sample
 from config.loader import validate
 
 
@@ -31,6 +31,18 @@ def test_samples_are_reproducible_from_their_seed_and_vary_between_seeds():
     other = render_sample(PRODUCTS[0], np.random.default_rng(6), 128, sprites)
     assert first.shape == (128, 128, 3) and first.dtype == np.uint8
     assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def test_empty_lane_pictures_show_hands_reaching_in_from_the_edge_too():
+    def covered(draw, seed):
+        frame = np.zeros((96, 96, 3), np.uint8)
+        draw(frame, np.random.default_rng(seed))
+        return float((frame.max(axis=2) > 0).mean())
+
+    reaching_in = [covered(draw_hand, seed) for seed in range(100)]
+    empty_lane = [covered(_empty_lane_hand, seed) for seed in range(100)]
+    assert 0.4 <= np.mean([c > 0 for c in empty_lane]) <= 0.8
+    assert sum(0 < c < min(reaching_in) for c in empty_lane) >= 5, "no hand only partly in view, as an arm sweeping in"
 
 
 def test_render_catalog_labels_every_class():
