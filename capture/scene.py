@@ -176,14 +176,14 @@ def render_sample(product: Optional[Product], rng: np.random.Generator, size: in
         if rng.random() < 0.35:
             draw_hand(frame, rng, near=pose)
     else:
-        _empty_lane_hand(frame, rng)
+        draw_empty_belt_hand(frame, rng)
     frame = apply_lighting(frame, random_lighting(rng))
     frame = blur(frame, rng.uniform(0, 1.6) * size / 224, int(rng.integers(0, 6) * size / 224) if rng.random() < 0.3 else 0)
     noise = rng.normal(0, rng.uniform(1, 6), frame.shape).astype(np.int16)
     return add_noise(frame, noise)
 
 
-def _empty_lane_hand(frame: np.ndarray, rng: np.random.Generator) -> None:
+def draw_empty_belt_hand(frame: np.ndarray, rng: np.random.Generator) -> None:
     """The empty belt's hands: a small one reaching in (25%), or one sized like a hand holding a product, reaching for
     a spot anywhere, often only partly in view (35%): an arm sweeping over the belt must not look like a product."""
     chance = rng.random()

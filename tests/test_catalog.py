@@ -7,7 +7,7 @@ from capture.catalog_dataset import render_catalog
 from capture.factory import SourceFactory
 from capture.lane import LaneScene
 from capture.new_products import new_products, render_products
-from capture.scene import SpriteCache, _empty_lane_hand, draw_hand, render_sample
+from capture.scene import SpriteCache, draw_empty_belt_hand, draw_hand, render_sample
 from config.loader import validate
 
 
@@ -40,7 +40,7 @@ def test_empty_lane_pictures_show_hands_reaching_in_from_the_edge_too():
         return float((frame.max(axis=2) > 0).mean())
 
     reaching_in = [covered(draw_hand, seed) for seed in range(100)]
-    empty_lane = [covered(_empty_lane_hand, seed) for seed in range(100)]
+    empty_lane = [covered(draw_empty_belt_hand, seed) for seed in range(100)]
     assert 0.4 <= np.mean([c > 0 for c in empty_lane]) <= 0.8
     assert sum(0 < c < min(reaching_in) for c in empty_lane) >= 5, "no hand only partly in view, as an arm sweeping in"
 

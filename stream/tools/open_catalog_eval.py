@@ -221,7 +221,7 @@ def events_named(fired: list[tuple[int, ItemEvent]]) -> str:
         return "0 events"
     kinds = Counter((e.kind.value, e.label) for _n, e in fired if e.kind is not EventKind.ITEM_REMOVED)
     named = ", ".join(f"{kind} {label!r} ({count})" if label else f"{kind} ({count})"
-                      for (kind, label), count in sorted(kinds.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")))
+                      for (kind, label), count in sorted(kinds.items(), key=lambda item: (item[0][0], item[0][1] or "")))
     return f"{len(fired)} events: {named}" if named else f"{len(fired)} events"
 
 
