@@ -53,7 +53,8 @@ class Bundle:
             "provenance": self.provenance,
             "features": None if self.features is None else {
                 "dim": self.features.feature_dim, "prototypes": int(len(self.features.prototypes)),
-                "calibrated": bool(self.features.known_similarity)},
+                "calibrated": bool(self.features.known_similarity),
+                "keypoints": int(len(self.features.keypoints))},
         }
 
 

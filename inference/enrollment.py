@@ -12,6 +12,7 @@ import numpy as np
 from inference.feature_stats import FeatureStats
 from inference.gallery import GalleryEntry, new_entry, normalized
 from inference.preprocess import BatchPreprocessor
+from inference.second_look import reference_descriptors
 
 BATCH = 32
 BLUR_SHARE = 0.35
@@ -69,6 +70,14 @@ def most_distinct(candidates: list[np.ndarray], chosen: list[np.ndarray], wanted
             break
         picked.append(pool.pop(best))
     return picked
+
+
+def sharp_references(views: Sequence[np.ndarray]) -> np.ndarray:
+    """The second look's references (see second_look) from the views that are not blurred."""
+    if not len(views):
+        return reference_descriptors([])
+    sharp = np.array([sharpness(view) for view in views])
+    return reference_descriptors([v for v, s in zip(views, sharp) if s >= BLUR_SHARE * float(np.median(sharp))])
 
 
 class Enroller:
@@ -137,9 +146,11 @@ class Enroller:
         tally.kept += len(kept)
         return np.stack(kept) if kept else np.zeros((0, self.stats.feature_dim), np.float32)
 
-    def entry(self, label: str, kept: np.ndarray, source: str, tally: ViewTally) -> GalleryEntry:
-        """The gallery entry of `label` from its kept views (EnrollmentError when there are too few)."""
+    def entry(self, label: str, kept: np.ndarray, source: str, tally: ViewTally,
+              views: Sequence[np.ndarray] = ()) -> GalleryEntry:
+        """The gallery entry of `label` from its kept views (EnrollmentError when there are too few), with the
+        second look's references from the sharp ones of the `views` offered."""
         if len(kept) < MIN_VIEWS:
             raise EnrollmentError(f"only {tally.line()}; {label!r} needs at least {MIN_VIEWS} usable views: "
                                   "give more (or sharper) pictures of the product, each from another side")
-        return new_entry(label, kept, self.prototypes, source)
+        return new_entry(label, kept, self.prototypes, source, sharp_references(views))

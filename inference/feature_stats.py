@@ -7,13 +7,14 @@ so that enrolling a product and flagging unknown ones need nothing but the bundl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from inference.gallery import normalized, prototypes_of
+from inference.second_look import REFERENCE_WIDTH, reference_descriptors
 
 PROTOTYPES_PER_LABEL = 8
 CALIBRATION_QUANTILES = tuple(round(q, 3) for q in np.linspace(0.0, 1.0, 41))
@@ -35,6 +36,23 @@ class FeatureStats:
     known_similarity: tuple[float, ...] = ()
     """Quantiles (CALIBRATION_QUANTILES) of known validation pictures' similarity to their nearest prototype."""
     extra: dict[str, Any] = field(default_factory=dict)
+    keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, REFERENCE_WIDTH), np.uint8))
+    """(K, 129) uint8 rows: SIFT descriptors of a few training pictures per label, each with its view number (the
+    second look's references; none in bundles made before 2026-12-06)."""
+    keypoint_owners: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    """(K,) the trained label index of each descriptor."""
+
+    def keypoints_by_label(self, labels: Sequence[str]) -> dict[str, np.ndarray]:
+        """The second look's references of the trained labels that have some."""
+        return {label: self.keypoints[self.keypoint_owners == i] for i, label in enumerate(labels)
+                if np.any(self.keypoint_owners == i)}
+
+    def with_keypoints(self, per_label: Sequence[np.ndarray]) -> "FeatureStats":
+        """These stats with the second look's references: one array per trained label (reference_descriptors)."""
+        rows = [np.asarray(r, np.uint8).reshape(-1, REFERENCE_WIDTH) for r in per_label]
+        owners = [np.full(len(r), i, np.int64) for i, r in enumerate(rows)]
+        return replace(self, keypoints=np.concatenate(rows) if rows else self.keypoints,
+                       keypoint_owners=np.concatenate(owners) if owners else self.keypoint_owners)
 
     @property
     def feature_dim(self) -> int:
@@ -45,7 +63,9 @@ class FeatureStats:
         return {"mean": torch.from_numpy(self.mean.astype(np.float32)),
                 "prototypes": torch.from_numpy(self.prototypes.astype(np.float32)),
                 "owners": torch.from_numpy(self.owners.astype(np.int64)),
-                "known_similarity": list(self.known_similarity), "extra": dict(self.extra)}
+                "known_similarity": list(self.known_similarity), "extra": dict(self.extra),
+                "keypoints": torch.from_numpy(self.keypoints.astype(np.uint8)),
+                "keypoint_owners": torch.from_numpy(self.keypoint_owners.astype(np.int64))}
 
     @classmethod
     def from_payload(cls, payload: Any, labels: int) -> Optional["FeatureStats"]:
@@ -62,8 +82,28 @@ class FeatureStats:
             return None
         if len(owners) and (owners.min() < 0 or owners.max() >= labels):
             return None
-        return cls(mean, prototypes, owners, tuple(float(q) for q in payload.get("known_similarity") or ()),
-                   dict(payload.get("extra") or {}))
+        stats = cls(mean, prototypes, owners, tuple(float(q) for q in payload.get("known_similarity") or ()),
+                    dict(payload.get("extra") or {}))
+        return _with_stored_keypoints(stats, payload, labels)
+
+
+def _with_stored_keypoints(stats: FeatureStats, payload: dict, labels: int) -> FeatureStats:
+    """`stats` with the payload's second-look references when they are there and fit (else without them)."""
+    try:
+        rows = payload["keypoints"].numpy().astype(np.uint8)
+        owners = payload["keypoint_owners"].numpy().astype(np.int64)
+    except (KeyError, AttributeError):
+        return stats
+    if rows.ndim != 2 or rows.shape[1] != REFERENCE_WIDTH or len(owners) != len(rows):
+        return stats
+    if len(owners) and (owners.min() < 0 or owners.max() >= labels):
+        return stats
+    return replace(stats, keypoints=rows, keypoint_owners=owners)
+
+
+def label_keypoints(images: np.ndarray, labels: np.ndarray, count: int) -> list[np.ndarray]:
+    """The second look's references of each of `count` labels, from its pictures (see second_look)."""
+    return [reference_descriptors(images[np.asarray(labels) == label]) for label in range(count)]
 
 
 def compute_feature_stats(features_of: FeatureFn, train_images: np.ndarray, train_labels: np.ndarray,
@@ -84,7 +124,8 @@ def compute_feature_stats(features_of: FeatureFn, train_images: np.ndarray, trai
     stats = FeatureStats(mean, prototypes, np.asarray(owners, np.int64))
     check = features_of(val_images) if len(val_images) else train
     similarity = nearest_similarity(normalized(check, mean), prototypes)
-    return FeatureStats(mean, prototypes, stats.owners, quantiles(similarity))
+    calibrated = FeatureStats(mean, prototypes, stats.owners, quantiles(similarity))
+    return calibrated.with_keypoints(label_keypoints(train_images, train_labels, labels))
 
 
 def nearest_similarity(units: np.ndarray, prototypes: np.ndarray) -> np.ndarray:

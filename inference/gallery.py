@@ -20,6 +20,7 @@ import numpy as np
 
 from inference.artifacts import staged
 from inference.errors import ModelError
+from inference.second_look import REFERENCE_WIDTH
 
 GALLERY_FORMAT = "streamrec-gallery"
 GALLERY_VERSION = 1
@@ -85,10 +86,14 @@ class GalleryEntry:
     enrolled_at: str = ""
     look_alike: str = ""
     """The known product the model could hardly tell this one from when it was enrolled ("" for none)."""
+    keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, REFERENCE_WIDTH), np.uint8))
+    """(n, 129) uint8 rows: SIFT descriptors of some of its views, each with its view number (the second look's
+    references; none for products enrolled before 2026-12-06)."""
 
     def summary(self) -> dict[str, Any]:
         return {"label": self.label, "views": self.views, "prototypes": int(len(self.prototypes)),
-                "source": self.source, "enrolled_at": self.enrolled_at, "look_alike": self.look_alike or None}
+                "source": self.source, "enrolled_at": self.enrolled_at, "look_alike": self.look_alike or None,
+                "keypoints": int(len(self.keypoints))}
 
 
 @dataclass(frozen=True)
@@ -125,23 +130,38 @@ class Gallery:
         owners = np.concatenate([np.full(len(entry.prototypes), i) for i, entry in enumerate(self.entries)])
         return rows, owners
 
+    def keypoint_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """(K, 129) the second look's references of every entry, and (K,) the entry index of each."""
+        rows = [entry.keypoints for entry in self.entries]
+        owners = [np.full(len(entry.keypoints), i, np.int64) for i, entry in enumerate(self.entries)]
+        if not rows:
+            return np.zeros((0, REFERENCE_WIDTH), np.uint8), np.zeros((0,), np.int64)
+        return np.concatenate(rows).astype(np.uint8), np.concatenate(owners)
 
-def new_entry(label: str, unit_views: np.ndarray, prototypes_per_label: int, source: str) -> GalleryEntry:
-    """An entry from the normalized features of its kept views."""
+    def keypoints_by_label(self) -> dict[str, np.ndarray]:
+        """The second look's references of the entries that have some."""
+        return {entry.label: entry.keypoints for entry in self.entries if len(entry.keypoints)}
+
+
+def new_entry(label: str, unit_views: np.ndarray, prototypes_per_label: int, source: str,
+              keypoints: Optional[np.ndarray] = None) -> GalleryEntry:
+    """An entry from the normalized features of its kept views (and the second look's references)."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return GalleryEntry(label, prototypes_of(unit_views, prototypes_per_label), int(len(unit_views)), source, now)
+    entry = GalleryEntry(label, prototypes_of(unit_views, prototypes_per_label), int(len(unit_views)), source, now)
+    return entry if keypoints is None else replace(entry, keypoints=np.asarray(keypoints, np.uint8))
 
 
 def save_gallery(gallery: Gallery, path: Path) -> Path:
     """Write atomically: a running service reading it sees the old gallery or the new one, never half."""
     rows, owners = gallery.matrix()
+    keypoints, keypoint_owners = gallery.keypoint_matrix()
     header = {"format": GALLERY_FORMAT, "format_version": GALLERY_VERSION, "model_id": gallery.model_id,
               "feature_dim": gallery.feature_dim, "entries": [e.summary() for e in gallery.entries],
               "calibration": gallery.calibration}
     with staged(Path(path)) as partial:
         with open(partial, "wb") as handle:
             np.savez(handle, header=np.frombuffer(json.dumps(header).encode(), np.uint8), prototypes=rows,
-                     owners=owners)
+                     owners=owners, keypoints=keypoints, keypoint_owners=keypoint_owners)
         load_gallery(partial, gallery.model_id)
         partial.chmod(0o644)
     return Path(path)
@@ -154,10 +174,30 @@ def load_gallery(path: Path, model_id: Optional[str] = None) -> Gallery:
         with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as archive:
             header = json.loads(archive["header"].tobytes().decode())
             rows, owners = archive["prototypes"], archive["owners"]
+            keypoints = _stored_keypoints(archive)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as exc:
         raise GalleryError(f"gallery {path} is damaged or truncated ({exc.__class__.__name__}: {str(exc)[:120]}); "
                            f"restore it from a backup, or move it away and enroll the products again") from None
-    return _checked(header, rows, owners, path, model_id)
+    return _with_keypoints(_checked(header, rows, owners, path, model_id), keypoints, path)
+
+
+def _stored_keypoints(archive) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """The archive's second-look references, None in a gallery written before they existed."""
+    if "keypoints" not in archive.files:
+        return None
+    return archive["keypoints"], archive["keypoint_owners"]
+
+
+def _with_keypoints(gallery: Gallery, stored: Optional[tuple[np.ndarray, np.ndarray]], path: Path) -> Gallery:
+    if stored is None:
+        return gallery
+    rows, owners = stored
+    if rows.ndim != 2 or rows.shape[1] != REFERENCE_WIDTH or len(owners) != len(rows) or \
+            (len(owners) and (owners.min() < 0 or owners.max() >= len(gallery.entries))):
+        raise GalleryError(f"gallery {path} is inconsistent (keypoint table {rows.shape}); enroll again")
+    entries = tuple(replace(entry, keypoints=rows[owners == i].astype(np.uint8))
+                    for i, entry in enumerate(gallery.entries))
+    return replace(gallery, entries=entries)
 
 
 def _checked(header: Any, rows: np.ndarray, owners: np.ndarray, path: Path, model_id: Optional[str]) -> Gallery:

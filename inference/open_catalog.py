@@ -4,7 +4,9 @@ product the frame is.
 Every label, trained or enrolled, has prototypes in the same (centred, unit-length) feature space. A softmax over
 each label's best cosine similarity (times a temperature) says how much of the frame's probability belongs to
 each enrolled product and how much to the trained ones together; the trained share is then split the way the
-head, which knows its own products best, splits it. With an empty gallery the list is exactly the head's.
+head, which knows its own products best, splits it. With an empty gallery the list is exactly the head's, except
+that a frame split between a few known products, given with its picture, gets a second look (second_look.py):
+when the picture's keypoints decide, the winner takes the candidates' shares.
 
 `unknown_score` is the share of known validation pictures that were more similar to their nearest prototype
 than this frame is to any: 0.5 is a typical known picture, 0.99 is further from every known product than 99%
@@ -15,16 +17,22 @@ at least BACKGROUND_SCORE: nothing in view is not an unknown item.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from inference.feature_stats import CALIBRATION_QUANTILES, FeatureStats
 from inference.gallery import Gallery
+from inference.second_look import SecondLook
 from inference.topk import Prediction
 
 DEFAULT_TEMPERATURE = 20.0
+DEFAULT_SPLIT_BELOW = 0.5
+"""A frame whose best label has less than this (events.min_score) is split; see second_look."""
+SPLIT_CANDIDATES = 3
+LOOKS_PER_BATCH = 16
+"""At most this many second looks per batch (a few milliseconds each), so a long split stays cheap."""
 BACKGROUND_SCORE = 0.5
 """The head's probability of a background label from which a frame shows no item (as enrollment skips views)."""
 
@@ -35,6 +43,8 @@ class Recognition:
 
     ranked: tuple[Prediction, ...]
     unknown_score: float
+    second_look: bool = False
+    """The frame was split between known products and the second look decided it."""
 
 
 class OpenCatalog:
@@ -42,7 +52,8 @@ class OpenCatalog:
     trained labels that mean "no product" (e.g. events.ignore_labels), never an unknown item."""
 
     def __init__(self, head_labels: Sequence[str], stats: FeatureStats, gallery: Gallery,
-                 temperature: float = DEFAULT_TEMPERATURE, background_labels: Sequence[str] = ()) -> None:
+                 temperature: float = DEFAULT_TEMPERATURE, background_labels: Sequence[str] = (),
+                 split_below: float = DEFAULT_SPLIT_BELOW) -> None:
         self.head_labels = tuple(head_labels)
         self._background = [i for i, label in enumerate(self.head_labels) if label in set(background_labels)]
         self.stats, self.gallery, self.temperature = stats, gallery, temperature
@@ -54,24 +65,34 @@ class OpenCatalog:
         """In torch, like the model: numpy's BLAS threads spinning beside torch's cost more than the arithmetic."""
         self.labels = self.head_labels + gallery.labels
         self._quantiles = np.asarray(stats.known_similarity, np.float64)
+        self.second_look = SecondLook({**stats.keypoints_by_label(self.head_labels), **gallery.keypoints_by_label()},
+                                      background=[self.head_labels[i] for i in self._background])
+        self.split_below = split_below
 
     @property
     def prototype_count(self) -> int:
         """Prototypes of trained and enrolled labels together."""
         return int(self._prototypes.shape[0])
 
-    def recognize(self, logits: torch.Tensor, features: torch.Tensor, k: int) -> list[Recognition]:
-        """For each row, the k best labels over head and gallery, and the unknown score."""
+    def recognize(self, logits: torch.Tensor, features: torch.Tensor, k: int,
+                  images: Optional[Sequence[np.ndarray]] = None, sources: Optional[Sequence[str]] = None
+                  ) -> list[Recognition]:
+        """For each row, the k best labels over head and gallery, and the unknown score. With the rows' `images`
+        (and the camera of each, `sources`), frames split between known products get a second look."""
         similarity = self.label_similarity(features)
         head = _softmax(logits.float().numpy())
-        combined = self._combine(head, similarity)
-        best = np.argsort(-combined, axis=1)[:, :k]
+        combined = self._combine(head, similarity).copy()
+        ranking = combined.copy()
+        looked = np.zeros(len(combined), bool)
+        if images is not None and self.second_look.labels:
+            looked = self._look_again(combined, ranking, images, sources or [""] * len(combined))
+        best = np.argsort(-ranking, axis=1)[:, :k]
         unknown = self.unknown_scores(similarity.max(axis=1))
         unknown[self._shows_background(head)] = 0.0
         trained = len(self.head_labels)
         return [Recognition(tuple(Prediction(self.labels[i], int(i), float(row[i]), "head" if i < trained else "gallery")
-                                  for i in order), float(score))
-                for row, order, score in zip(combined, best, unknown)]
+                                  for i in order), float(score), bool(decided))
+                for row, order, score, decided in zip(combined, best, unknown, looked)]
 
     def label_similarity(self, features: torch.Tensor) -> np.ndarray:
         """(N, labels) each label's best cosine similarity to the frame (-1 for a label without prototypes)."""
@@ -92,6 +113,35 @@ class OpenCatalog:
         share /= share.sum(axis=1, keepdims=True)
         trained_share = share[:, :trained].sum(axis=1, keepdims=True)
         return np.concatenate([head * trained_share, share[:, trained:]], axis=1)
+
+    def _look_again(self, combined: np.ndarray, ranking: np.ndarray, images: Sequence[np.ndarray],
+                    sources: Sequence[str]) -> np.ndarray:
+        """Split rows (top-1 below `split_below`, the top SPLIT_CANDIDATES together at or above it, none a
+        background label) whose picture the second look decides: the winner takes the candidates' shares, the other
+candidates follow it in `ranking` with none. Newest
+        rows first, at most LOOKS_PER_BATCH looks; a decision holds for the older rows of the same camera and
+        candidates. Returns which rows it decided."""
+        decided: dict[tuple, int] = {}
+        looked = np.zeros(len(combined), bool)
+        looks = 0
+        for row in reversed(range(len(combined))):
+            top = np.argsort(-combined[row])[:SPLIT_CANDIDATES]
+            shares = combined[row, top]
+            if not shares[0] < self.split_below <= shares.sum() or any(i in self._background for i in top):
+                continue
+            key = (sources[row], tuple(int(i) for i in top))
+            if key not in decided and looks < LOOKS_PER_BATCH:
+                looks += 1
+                verdict = self.second_look.decide(images[row], [self.labels[i] for i in top])
+                if verdict is not None:
+                    decided[key] = verdict
+            if key in decided:
+                combined[row, top] = 0.0
+                combined[row, top[decided[key]]] = shares.sum()
+                ranking[row, top] = 2.0 + shares
+                ranking[row, top[decided[key]]] = 4.0
+                looked[row] = True
+        return looked
 
     def _shows_background(self, head: np.ndarray) -> np.ndarray:
         if not self._background:

@@ -20,6 +20,7 @@ def test_the_row_times_both_steps_and_a_path_without_features_has_none(tiny_bund
     assert row["gallery_prototypes"] == PROTOTYPES and row["batch"] == 8
     assert row["img_per_s_plain"] > 0 and row["img_per_s_open_catalog"] > 0
     assert abs(row["ratio"] - row["img_per_s_open_catalog"] / row["img_per_s_plain"]) < 0.01
+    assert 0 < row["second_look_ms"]["p50"] <= row["second_look_ms"]["p99"]
     assert open_catalog_row(tiny_classifier(), "torch", "fp32", seconds=0.2) is None
 
 

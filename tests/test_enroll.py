@@ -38,7 +38,7 @@ def test_photos_enroll_a_product_that_model_info_then_lists(bundle, tmp_path):
     assert gallery.labels == ("oat milk",) and 5 <= gallery.entries[0].views <= 30
     info = json.loads(run_cli("model", "info", str(bundle)).stdout)
     assert [p["label"] for p in info["gallery"]["products"]] == ["oat milk"]
-    assert info["features"]["dim"] == 512 and info["features"]["calibrated"]
+    assert info["features"]["dim"] == 512 and info["features"]["calibrated"] and info["features"]["keypoints"] > 0
 
 
 def test_a_product_held_in_front_of_a_camera_is_enrolled(bundle):

@@ -167,3 +167,16 @@ def test_a_run_mostly_unlike_known_products_is_unknown_and_a_confident_frame_end
     settling = tracker(unknown_frames=4)
     sequence = [split()] * 3 + [result("cola", 0.9)] * 3
     assert [(e.kind, e.label) for r in sequence for e in settling.update(r)] == [(EventKind.ITEM_PRESENT, "cola")]
+
+
+def test_a_present_item_stays_one_item_through_frames_split_between_it_and_look_alikes():
+    """A look-alike pair the second look decides while the item moves in, but not on every frame at rest: one
+    item_present, never a pick or a second charge."""
+    events_tracker = tracker(unknown_frames=4)
+    sequence = [result("cola", 0.9)] * 3 + [split()] * 10 + [result("cola", 0.9)] * 2 + [split()] * 10
+    assert [(e.kind, e.label) for r in sequence for e in events_tracker.update(r)] == [(EventKind.ITEM_PRESENT, "cola")]
+    assert [e.kind for e in feed(events_tracker, [("empty", 0.9)] * 2)] == [EventKind.ITEM_REMOVED]
+    other = tracker(unknown_frames=4)
+    sequence = [result("chips", 0.9)] * 3 + [split((("cola", 0.45), ("milk", 0.35), ("empty", 0.1)))] * 10
+    assert [e.kind for r in sequence for e in other.update(r)] == [  # split without chips: another item
+        EventKind.ITEM_PRESENT, EventKind.ITEM_REMOVED, EventKind.ITEM_UNKNOWN]

@@ -48,6 +48,14 @@ def test_reused_and_stale_flags_appear_only_when_true():
     assert payload["reused"] is True and payload["stale"] is True
 
 
+def test_a_frame_decided_by_the_second_look_says_so_and_others_do_not():
+    from dataclasses import replace
+
+    _topic, plain = decode(WireEncoder("b").result(sample_result(), 10.0, stale=False))
+    _topic, looked = decode(WireEncoder("b").result(replace(sample_result(), second_look=True), 10.0, stale=False))
+    assert "second_look" not in plain and looked["second_look"] is True
+
+
 def test_event_message():
     event = ItemEvent("cam1", EventKind.ITEM_REMOVED, "e1", "cola", 1, 0.91, 30)
     topic, payload = decode(WireEncoder("b").event(event))

@@ -88,7 +88,8 @@ class EventTracker:
     Frames flagged unknown never count towards a label: `unknown_frames` of them in a row (twice `enter_frames`
     unless set) make an unknown item (item_unknown with a pick list), removed after `exit_frames` frames that are
     not unknown. With `ambiguous_items`, frames split between known products (see `is_ambiguous`) count as unknown
-    ones too, so an item the model cannot decide on asks for a pick instead of passing silently."""
+    ones too, so an item the model cannot decide on asks for a pick instead of passing silently; and a present
+    item stays present through split frames that have it among their top three (no second event for it)."""
 
     def __init__(self, config: EventsConfig, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
         self._config = config
@@ -168,6 +169,10 @@ class EventTracker:
         if not item.run.unknown and best.index == item.run.index and best.score >= self._config.exit_score:
             item.run.extend(best.index, best.label, best.score)
             item.misses = 0
+            return []
+        if not item.run.unknown and self.is_ambiguous(result) and \
+                any(p.index == item.run.index for p in result.topk[:PICK_LIST]):
+            item.misses = 0  # still there, split between it and look-alikes: not a new item to ask about
             return []
         item.misses += 1
         if item.misses < self._config.exit_frames:

@@ -23,6 +23,8 @@ class Result:
     """How unlike every known product the frame is (0-1), when the model has feature statistics."""
     unknown: bool = False
     """unknown_score reached the configured threshold."""
+    second_look: bool = False
+    """The frame was split between known products and a second look at the picture decided it."""
 
     @property
     def camera(self) -> str:

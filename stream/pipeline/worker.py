@@ -301,6 +301,8 @@ class InferenceWorker(threading.Thread):
         if catalog is None or features is None:
             ranked = top_k(logits, classifier.labels, self._top_k)
             return [Result(frame, predictions, model_id, finished) for frame, predictions in zip(frames, ranked)]
-        found = catalog.recognize(logits, features, self._top_k)
+        found = catalog.recognize(logits, features, self._top_k, [frame.image for frame in frames],
+                                  [frame.camera for frame in frames])
         return [Result(frame, r.ranked, model_id, finished, unknown_score=r.unknown_score,
-                       unknown=r.unknown_score >= self._unknown_threshold) for frame, r in zip(frames, found)]
+                       unknown=r.unknown_score >= self._unknown_threshold, second_look=r.second_look)
+                for frame, r in zip(frames, found)]

@@ -15,7 +15,7 @@ from inference.bundle import load_bundle
 from inference.errors import ModelError
 from inference.feature_stats import FeatureStats
 from inference.gallery import Gallery, gallery_path_for, load_gallery
-from inference.open_catalog import OpenCatalog
+from inference.open_catalog import DEFAULT_SPLIT_BELOW, OpenCatalog
 from stream.pipeline.model_slot import ModelSlot
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,10 @@ class GalleryWatcher(threading.Thread):
     """Checks the gallery file's size and time every `interval` seconds until `stop`."""
 
     def __init__(self, slot: ModelSlot, bundle: Path, labels: tuple[str, ...], model_id: str, stats: FeatureStats,
-                 stop: threading.Event, interval: float = CHECK_S, background_labels: tuple[str, ...] = ()) -> None:
+                 stop: threading.Event, interval: float = CHECK_S, background_labels: tuple[str, ...] = (),
+                 split_below: float = DEFAULT_SPLIT_BELOW) -> None:
         super().__init__(name="gallery-watch", daemon=True)
-        self._background_labels = background_labels
+        self._background_labels, self._split_below = background_labels, split_below
         self._slot, self._path, self._labels, self._model_id = slot, gallery_path_for(bundle), labels, model_id
         self._stats, self._stop_event, self._interval = stats, stop, interval
         self._stamp: Optional[tuple[int, int]] = None
@@ -39,7 +40,8 @@ class GalleryWatcher(threading.Thread):
         self._stamp = self._current_stamp()
         gallery = load_gallery(self._path, self._model_id) if self._stamp else Gallery(self._model_id,
                                                                                         self._stats.feature_dim)
-        catalog = OpenCatalog(self._labels, self._stats, gallery, background_labels=self._background_labels)
+        catalog = OpenCatalog(self._labels, self._stats, gallery, background_labels=self._background_labels,
+                              split_below=self._split_below)
         self._slot.set_catalog(catalog)
         return catalog
 
@@ -64,9 +66,11 @@ class GalleryWatcher(threading.Thread):
 
 
 def gallery_watcher(model: ModelConfig, slot: ModelSlot, stop: threading.Event,
-                    background_labels: tuple[str, ...] = ()) -> Optional[GalleryWatcher]:
+                    background_labels: tuple[str, ...] = (), split_below: float = DEFAULT_SPLIT_BELOW
+                    ) -> Optional[GalleryWatcher]:
     """For a bundle with feature statistics: the watcher, its catalog already in the slot (GalleryError when the
-    gallery is damaged: exit 78). None for other models. `background_labels`: events.ignore_labels."""
+    gallery is damaged: exit 78). None for other models. `background_labels`: events.ignore_labels;
+    `split_below`: events.min_score (frames below it get a second look)."""
     path = Path(model.spec.strip()).expanduser()
     if not path.is_file():
         return None
@@ -77,7 +81,7 @@ def gallery_watcher(model: ModelConfig, slot: ModelSlot, stop: threading.Event,
                         "again with `streamrec finetune` to recognize its enrolled products", path)
         return None
     watcher = GalleryWatcher(slot, path, bundle.labels, bundle.model_id, bundle.features, stop,
-                             background_labels=background_labels)
+                             background_labels=background_labels, split_below=split_below)
     catalog = watcher.load_now()
     if catalog.gallery.entries:
         log.info("gallery %s: %d enrolled product(s)", gallery_path_for(path), len(catalog.gallery.entries))

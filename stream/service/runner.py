@@ -73,7 +73,8 @@ def run_pipeline(
     models = ModelManager(pipeline.model, plan, config.batching.max_batch, models_dir, frame_source)
     reloader = ReloadThread(config, reread or (lambda: config), models, pipeline.reload_requested, stop)
     link = remote_link(config.model, start, pipeline.model, stop, plan, config.batching.max_batch, models_dir)
-    gallery = gallery_watcher(config.model, pipeline.model, stop, config.events.ignore_labels)
+    gallery = gallery_watcher(config.model, pipeline.model, stop, config.events.ignore_labels,
+                              config.events.min_score)
     bridge: Optional[BridgeThread] = None
 
     def started() -> None:

@@ -38,6 +38,8 @@ DEMO_LANE_SEED = 7
 DEMO_AUX_PRODUCTS = 150
 DEMO_AUX_PER_PRODUCT = 20
 DEMO_AUX_SEED = 900
+DEMO_KEYPOINT_SEED = 5
+"""The pictures the demo products' second-look references come from."""
 """Auxiliary products: a stand-in for ImageNet pre-training (no download here). Their seed is never used by
 `demo --evaluate`, whose enrolled and unknown products are other generated ones."""
 DEMO_EVENTS = {"enter_frames": 6, "exit_frames": 8, "min_score": 0.8, "exit_score": 0.4, "ignore_labels": [EMPTY_LABEL]}
@@ -64,7 +66,7 @@ def ensure_demo_model(path: Path, rebuild: bool = False) -> Bundle:
     """Load the cached demo model, or render the catalog and train it (a few minutes, with progress)."""
     if path.is_file() and not rebuild:
         try:
-            bundle = load_bundle(path)
+            bundle = with_reference_keypoints(load_bundle(path), path)
             log.info("demo model %s (validation top-1 %.1f%%) from %s", bundle.model_id,
                      100 * bundle.metrics.get("val_top1", 0), path)
             return bundle
@@ -109,9 +111,28 @@ def build_demo_model(path: Path) -> Bundle:
     bundle = catalog_only(trained, len(classes))
     bundle = replace(bundle, features=trained_feature_stats(bundle, ImageDataset(images, labels, classes),
                                                             ImageDataset(val_images, val_labels, classes)))
+    bundle = with_reference_keypoints(bundle)
     save_bundle(bundle, path)
     print(f"Demo model ready in {time.monotonic() - started:.0f} s: validation top-1 "
           f"{bundle.metrics['val_top1'] * 100:.1f}% ({path}).", file=sys.stderr)
+    return bundle
+
+
+def with_reference_keypoints(bundle: Bundle, path: Optional[Path] = None) -> Bundle:
+    """The demo bundle with its products' second-look references, from pictures rendered at the catalog's full
+    size (the training pictures are too small to show the printed names). A cached bundle made before they
+    existed gets them once (a few seconds, same weights) and is saved again at `path`."""
+    from capture.catalog_dataset import RENDER_SIZE, render_class
+    from inference.second_look import REFERENCE_VIEWS, reference_descriptors
+
+    if bundle.features is None or len(bundle.features.keypoints):
+        return bundle
+    per_label = [reference_descriptors(render_class(label, REFERENCE_VIEWS, DEMO_KEYPOINT_SEED, RENDER_SIZE))
+                 for label in range(len(bundle.labels))]
+    bundle = replace(bundle, features=bundle.features.with_keypoints(per_label))
+    if path is not None:
+        save_bundle(bundle, path)
+        log.info("demo model %s: second-look references added", bundle.model_id)
     return bundle
 
 

@@ -54,7 +54,7 @@ def run_enroll(request: EnrollRequest, out: TextIO = sys.stdout, err: TextIO = s
         views, source = _photos(request.images, tally, err), f"images:{request.images}"
     else:
         views, source = _camera_frames(request.source or "", request.seconds, err), f"camera:{request.source}"
-    entry = enroller.entry(label, enroller.keep(views, tally), source, tally)
+    entry = enroller.entry(label, enroller.keep(views, tally), source, tally, views)
     preview = preview_of(bundle, gallery.with_entry(entry), enroller, views, label)
     updated = gallery.with_entry(with_look_alike(entry, preview))
     save_gallery(updated, path)

@@ -92,7 +92,7 @@ def enroll(bundle: Bundle, classifier, products: tuple[Product, ...]) -> EvalEnr
         started = time.monotonic()
         mine = list(views[j * ENROLL_VIEWS:(j + 1) * ENROLL_VIEWS])
         kept = enroller.keep(mine, done.tally)
-        done.gallery = done.gallery.with_entry(enroller.entry(product.label, kept, "evaluation", done.tally))
+        done.gallery = done.gallery.with_entry(enroller.entry(product.label, kept, "evaluation", done.tally, mine))
         done.seconds.append(time.monotonic() - started)
         preview = preview_of(bundle, done.gallery, enroller, mine, product.label)
         if preview is not None and preview.look_alike is not None:
@@ -108,7 +108,7 @@ def recognize_lane(classifier, catalog: OpenCatalog, scene: LaneScene, frames: i
     for start, images in _batches(scene, frames):
         began = time.monotonic()
         logits, features = classifier.predict_with_features(preprocess(images))
-        found = catalog.recognize(logits, features, 3)
+        found = catalog.recognize(logits, features, 3, images)
         run.batch_seconds.append(time.monotonic() - began)
         nearest = catalog.label_similarity(features).max(axis=1)
         for offset, (recognition, similarity) in enumerate(zip(found, nearest)):
@@ -186,7 +186,8 @@ def evaluate_open_catalog(bundle: Bundle, events: EventsConfig, out: TextIO,
               f"service adds <= 1 s to notice the gallery)\n")
     warned = "; ".join(f"{label!r} like {known!r}" for label, known in enrolled_now.look_alikes) or "none"
     out.write(f"  enrolled with a look-alike warning: {len(enrolled_now.look_alikes)} ({warned})\n")
-    catalog = OpenCatalog(bundle.labels, bundle.features, enrolled_now.gallery, background_labels=events.ignore_labels)
+    catalog = OpenCatalog(bundle.labels, bundle.features, enrolled_now.gallery, background_labels=events.ignore_labels,
+                          split_below=events.min_score)
     lane_products = (*PRODUCTS, *enrolled, *unknown)
     scene = LaneScene(seed=EVAL_OPEN_LANE_SEED, products=lane_products)
     frames = _frames_for_rounds(scene, LANE_ROUNDS)

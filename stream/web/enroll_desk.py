@@ -153,7 +153,7 @@ class EnrollDesk:
             raise EnrollmentError(f"no frames from {session.camera} in {session.seconds:.0f} s: is the camera streaming?")
         bundle, enroller = self._loaded()
         kept = enroller.keep(views, session.tally)
-        entry = enroller.entry(session.label, kept, f"web:{session.camera}", session.tally)
+        entry = enroller.entry(session.label, kept, f"web:{session.camera}", session.tally, views)
         trial = current_gallery(bundle, gallery_path_for(self.bundle_path)).with_entry(entry)
         preview = preview_of(bundle, trial, enroller, views, session.label)
         session.entry, session.preview = with_look_alike(entry, preview), preview.line() if preview else None

@@ -42,6 +42,8 @@ class WireEncoder:
         )
         if result.unknown_score is not None:
             payload.update(unknown_score=round(result.unknown_score, 4), unknown=result.unknown)
+        if result.second_look:
+            payload["second_look"] = True
         if result.reused:
             payload["reused"] = True
         if stale:

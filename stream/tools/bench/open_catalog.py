@@ -1,8 +1,10 @@
 """The open catalog's cost: the worker's model step with a gallery of 1,000 prototypes (predict_with_features, then
-ranking head and gallery together) against the plain step (predict, then top-k), in alternating windows."""
+ranking head and gallery together) against the plain step (predict, then top-k), in alternating windows; and what
+one second look at a split frame costs."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 
 import numpy as np
@@ -20,6 +22,7 @@ PROTOTYPES = 1000
 PER_PRODUCT = 8
 WINDOWS = (False, True, True, False) * 2
 BATCH = 8
+LOOKS = 20
 
 
 class _Step:
@@ -67,7 +70,30 @@ def open_catalog_row(classifier: Classifier, backend: str, precision: str, secon
     return {"backend": backend, "precision": precision, "batch": BATCH, "gallery_prototypes": PROTOTYPES,
             "prototypes": catalog.prototype_count,
             "img_per_s_plain": round(plain, 2), "img_per_s_open_catalog": round(open_, 2),
-            "ratio": round(open_ / plain, 3)}
+            "ratio": round(open_ / plain, 3), "second_look_ms": second_look_ms()}
+
+
+def second_look_ms(looks: int = LOOKS) -> dict[str, float]:
+    """Milliseconds of one second look (p50, p99): a 640×480 lane frame of a bag of coffee beans split between it
+    and two look-alikes with other names, references from REFERENCE_VIEWS pictures of each."""
+    from dataclasses import replace
+
+    from capture.catalog import PRODUCTS
+    from capture.catalog_dataset import RENDER_SIZE, render_product
+    from capture.lane import LaneScene
+    from inference.second_look import SecondLook, reference_descriptors
+
+    coffee = next(p for p in PRODUCTS if p.label == "coffee beans")
+    bags = (coffee, replace(coffee, label="napix", text="NAPIX"), replace(coffee, label="nadeo", text="NADEO"))
+    look = SecondLook({p.label: reference_descriptors(render_product(p, i, 20, 5, RENDER_SIZE)) for i, p in enumerate(bags)})
+    scene = LaneScene(seed=3, products=bags)
+    frame = scene.render((scene.passes_until(0)[0].rest_start + scene.passes_until(0)[0].rest_end) // 2)
+    times = []
+    for _ in range(looks):
+        started = time.perf_counter()
+        look.decide(frame, [p.label for p in bags])
+        times.append((time.perf_counter() - started) * 1000)
+    return {"p50": round(float(np.percentile(times, 50)), 2), "p99": round(float(np.percentile(times, 99)), 2)}
 
 
 def _img_per_s(windows: list[CallTimes]) -> float:

@@ -165,7 +165,8 @@ class Bench:
         row = open_catalog_row(self.runners[best], best.backend, best.precision, self.plan.raw_seconds, self.lanes)
         if row:
             self._say(f"open catalog {best} batch {row['batch']}, {row['gallery_prototypes']} gallery prototypes: "
-                      f"{row['img_per_s_open_catalog']:.1f} img/s vs {row['img_per_s_plain']:.1f} plain ({row['ratio']:.3f})")
+                      f"{row['img_per_s_open_catalog']:.1f} img/s vs {row['img_per_s_plain']:.1f} plain ({row['ratio']:.3f}); "
+                      f"a second look at a split frame {row['second_look_ms']['p50']:.1f} ms")
         return row
 
     def agreement(self) -> list[dict[str, Any]]:
