@@ -24,13 +24,17 @@ import torch
 
 from inference.feature_stats import CALIBRATION_QUANTILES, FeatureStats
 from inference.gallery import Gallery
-from inference.second_look import SecondLook
+from inference.second_look import SecondLook, keypoint_descriptors
 from inference.topk import Prediction
 
 DEFAULT_TEMPERATURE = 20.0
 DEFAULT_SPLIT_BELOW = 0.5
 """A frame whose best label has less than this (events.min_score) is split; see second_look."""
 SPLIT_CANDIDATES = 3
+BELT_EVERY = 30
+"""One frame in this many of a camera's empty belt refreshes the belt keypoints a second look discounts."""
+BELT_SCORE = 0.95
+"""The head's probability of a background label from which a frame is the empty belt, for its keypoints."""
 LOOKS_PER_BATCH = 16
 """At most this many second looks per batch (a few milliseconds each), so a long split stays cheap."""
 BACKGROUND_SCORE = 0.5
@@ -68,6 +72,8 @@ class OpenCatalog:
         self.second_look = SecondLook({**stats.keypoints_by_label(self.head_labels), **gallery.keypoints_by_label()},
                                       background=[self.head_labels[i] for i in self._background])
         self.split_below = split_below
+        self._belts: dict[str, tuple[int, np.ndarray]] = {}
+        """Per camera: frames of its empty belt seen since the last one looked at, and that one's descriptors."""
 
     @property
     def prototype_count(self) -> int:
@@ -85,7 +91,9 @@ class OpenCatalog:
         ranking = combined.copy()
         looked = np.zeros(len(combined), bool)
         if images is not None and self.second_look.labels:
-            looked = self._look_again(combined, ranking, images, sources or [""] * len(combined))
+            sources = sources or [""] * len(combined)
+            self._remember_belts(images, sources, self._shows_background(head, BELT_SCORE))
+            looked = self._look_again(combined, ranking, images, sources)
         best = np.argsort(-ranking, axis=1)[:, :k]
         unknown = self.unknown_scores(similarity.max(axis=1))
         unknown[self._shows_background(head)] = 0.0
@@ -114,6 +122,17 @@ class OpenCatalog:
         trained_share = share[:, :trained].sum(axis=1, keepdims=True)
         return np.concatenate([head * trained_share, share[:, trained:]], axis=1)
 
+    def _remember_belts(self, images: Sequence[np.ndarray], sources: Sequence[str], empty: np.ndarray) -> None:
+        """Keep the keypoints of each camera's empty belt (one frame in BELT_EVERY that the head takes for a
+        background label with BELT_SCORE): in a second look they vote for no product, however like a product's
+        references the belt is."""
+        for row in np.flatnonzero(empty):
+            seen, rows = self._belts.get(sources[row], (BELT_EVERY, None))
+            if seen >= BELT_EVERY:
+                self._belts[sources[row]] = (1, keypoint_descriptors(images[row]))
+            else:
+                self._belts[sources[row]] = (seen + 1, rows)
+
     def _look_again(self, combined: np.ndarray, ranking: np.ndarray, images: Sequence[np.ndarray],
                     sources: Sequence[str]) -> np.ndarray:
         """Split rows (top-1 below `split_below`, the top SPLIT_CANDIDATES together at or above it, none a
@@ -132,7 +151,8 @@ candidates follow it in `ranking` with none. Newest
             key = (sources[row], tuple(int(i) for i in top))
             if key not in decided and looks < LOOKS_PER_BATCH:
                 looks += 1
-                verdict = self.second_look.decide(images[row], [self.labels[i] for i in top])
+                belt = self._belts.get(sources[row], (0, None))[1]
+                verdict = self.second_look.decide(images[row], [self.labels[i] for i in top], belt)
                 if verdict is not None:
                     decided[key] = verdict
             if key in decided:
@@ -143,10 +163,10 @@ candidates follow it in `ranking` with none. Newest
                 looked[row] = True
         return looked
 
-    def _shows_background(self, head: np.ndarray) -> np.ndarray:
+    def _shows_background(self, head: np.ndarray, score: float = BACKGROUND_SCORE) -> np.ndarray:
         if not self._background:
             return np.zeros(len(head), bool)
-        return np.isin(head.argmax(axis=1), self._background) & (head.max(axis=1) >= BACKGROUND_SCORE)
+        return np.isin(head.argmax(axis=1), self._background) & (head.max(axis=1) >= score)
 
     def unknown_scores(self, nearest: np.ndarray) -> np.ndarray:
         """The share of known pictures more similar to their nearest prototype than `nearest` (0-1)."""

@@ -77,19 +77,24 @@ class SecondLook:
     def covers(self, candidates: Sequence[str]) -> bool:
         return all(label in self._references for label in candidates)
 
-    def votes(self, image: np.ndarray, candidates: Sequence[str]) -> np.ndarray:
-        """(len(candidates),) votes of the picture's descriptors for each candidate (all must be covered)."""
-        return self._votes(keypoint_descriptors(image).astype(np.float32), candidates, {})
+    def votes(self, image: np.ndarray, candidates: Sequence[str], belt: Optional[np.ndarray] = None) -> np.ndarray:
+        """(len(candidates),) votes of the picture's descriptors for each candidate (all must be covered); `belt`:
+        descriptors of this camera's empty belt (keypoint_descriptors), which vote for none."""
+        return self._votes(keypoint_descriptors(image).astype(np.float32), candidates, {}, belt)
 
-    def _votes(self, query: np.ndarray, candidates: Sequence[str], leave_out: dict[str, int]) -> np.ndarray:
+    def _votes(self, query: np.ndarray, candidates: Sequence[str], leave_out: dict[str, int],
+               belt: Optional[np.ndarray] = None) -> np.ndarray:
         """A descriptor votes for the candidate with the nearest reference when every other candidate's nearest
         is clearly further (a package's design shared by look-alikes is near all of them and does not vote);
         `leave_out`: a view of a label whose references are not used."""
         counts = np.zeros(len(candidates))
         if len(query) == 0:
             return counts
-        pools = [*candidates, *(label for label in self._background if label not in candidates)]
-        nearest = np.stack([self._nearest(query, self._pool(label, leave_out.get(label))) for label in pools], axis=1)
+        pools = [self._pool(label, leave_out.get(label))
+                 for label in (*candidates, *(b for b in self._background if b not in candidates))]
+        if belt is not None and len(belt):
+            pools.append(np.asarray(belt, np.float32))
+        nearest = np.stack([self._nearest(query, pool) for pool in pools], axis=1)
         order = np.argsort(nearest, axis=1)
         best, runner_up = order[:, 0], order[:, 1]
         rows = np.arange(len(query))
@@ -136,9 +141,10 @@ class SecondLook:
             right += verdict == index
         return right * 2 > min(HELD_OUT_VIEWS, len(views))
 
-    def decide(self, image: np.ndarray, candidates: Sequence[str]) -> Optional[int]:
+    def decide(self, image: np.ndarray, candidates: Sequence[str], belt: Optional[np.ndarray] = None) -> Optional[int]:
         """The index in `candidates` of the product the picture shows, or None when the look cannot tell (a
-        candidate without references, candidates it does not tell apart, or too little evidence)."""
+        candidate without references, candidates it does not tell apart, or too little evidence). `belt`: see
+        votes."""
         if len(candidates) < 2 or not self.covers(candidates) or not self.tells_apart(candidates):
             return None
-        return self._verdict(self.votes(image, candidates))
+        return self._verdict(self.votes(image, candidates, belt))

@@ -151,3 +151,32 @@ def test_a_cached_demo_model_made_before_gets_its_references_once_with_the_same_
     assert stored.model_id == bundle.model_id and len(stored.features.keypoints) == len(upgraded.features.keypoints)
     assert set(stored.features.keypoints_by_label(stored.labels)) >= {p.label for p in PRODUCTS}
     assert with_reference_keypoints(stored, path) is stored  # nothing to add the next time
+
+
+def test_the_cameras_own_empty_belt_votes_for_no_product(references):
+    """Lane seed 27's striped belt looks like the coffee beans' references: an empty frame gets dozens of votes for
+    them, unless the keypoints of another frame of that empty belt take part in the vote."""
+    look = SecondLook(references)
+    labels = [p.label for p in BAGS]
+    scene = LaneScene(seed=27, products=(NAPIX,))
+    current = scene.passes_until(0)[0]
+    empty, other_empty = scene.render(current.end + 3), scene.render(current.end + 8)
+    belt = keypoint_descriptors(other_empty)
+    assert look.votes(empty, labels)[0] >= 20 and look.votes(empty, labels, belt).sum() <= 2
+    assert look.decide(_at_rest(NAPIX, 27), labels, belt) == 1
+
+
+def test_the_catalog_learns_each_cameras_belt_from_frames_the_head_takes_for_it(references):
+    stats = FeatureStats(np.zeros(4, np.float32), np.eye(4, dtype=np.float32)[:2], np.array([0, 1]),
+                         quantiles(np.linspace(0.5, 1.0, 50)))
+    stats = stats.with_keypoints([np.zeros((0, 129), np.uint8), references["coffee beans"]])
+    entries = [new_entry(label, normalized(np.eye(4, dtype=np.float32)[[2 + i]]), 1, "test", references[label])
+               for i, label in enumerate(("napix bag", "nadeo bag"))]
+    catalog = OpenCatalog(("empty", "coffee beans"), stats, Gallery("m", 4, tuple(entries)), background_labels=("empty",))
+    scene = LaneScene(seed=27, products=(NAPIX,))
+    empty_belt = scene.render(scene.passes_until(0)[0].end + 3)
+    logits = torch.tensor([[10.0, -10.0], [-5.0, 5.0]])
+    features = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0]])
+    found = catalog.recognize(logits, features, 3, [empty_belt, _at_rest(NAPIX, 27)], ["lane", "lane"])
+    assert found[0].ranked[0].label == "empty" and not found[0].second_look
+    assert found[1].ranked[0].label == "napix bag" and found[1].second_look
