@@ -36,7 +36,7 @@ BELT_EVERY = 30
 BELT_SCORE = 0.95
 """The head's probability of a background label from which a frame is the empty belt, for its keypoints."""
 LOOKS_PER_BATCH = 16
-"""At most this many second looks per batch (a few milliseconds each), so a long split stays cheap."""
+"""At most this many second looks per batch (about 40 ms each on 2 cores), so a long split stays bounded."""
 BACKGROUND_SCORE = 0.5
 """The head's probability of a background label from which a frame shows no item (as enrollment skips views)."""
 
