@@ -138,17 +138,22 @@ def test_a_gallery_with_an_inconsistent_keypoint_table_is_refused(references, tm
     assert json.loads(arrays["header"].tobytes())["entries"]  # the file was a real gallery, only its table broken
 
 
-def test_a_cached_demo_model_made_before_gets_its_references_once_with_the_same_weights(tiny_bundle, tmp_path):
+@pytest.mark.parametrize("references_before", ["none", "from its small training pictures"])
+def test_a_cached_demo_model_gets_full_size_references_once_with_the_same_weights(tiny_bundle, tmp_path,
+                                                                                  references_before):
     from inference.bundle import load_bundle, save_bundle
     from stream.tools.demo import with_reference_keypoints
 
     bundle = load_bundle(tiny_bundle)
-    older = replace(bundle, features=replace(bundle.features, keypoints=np.zeros((0, 129), np.uint8),
-                                             keypoint_owners=np.zeros((0,), np.int64)))
-    path = save_bundle(older, tmp_path / "demo-catalog.bundle")
+    assert len(bundle.features.keypoints)  # finetune took references from the tiny training pictures
+    if references_before == "none":
+        bundle = replace(bundle, features=replace(bundle.features, keypoints=np.zeros((0, 129), np.uint8),
+                                                  keypoint_owners=np.zeros((0,), np.int64)))
+    path = save_bundle(bundle, tmp_path / "demo-catalog.bundle")
     upgraded = with_reference_keypoints(load_bundle(path), path)
     stored = load_bundle(path)
     assert stored.model_id == bundle.model_id and len(stored.features.keypoints) == len(upgraded.features.keypoints)
+    assert len(stored.features.keypoints) > len(bundle.features.keypoints)
     assert set(stored.features.keypoints_by_label(stored.labels)) >= {p.label for p in PRODUCTS}
     assert with_reference_keypoints(stored, path) is stored  # nothing to add the next time
 

@@ -38,10 +38,13 @@ DEMO_LANE_SEED = 7
 DEMO_AUX_PRODUCTS = 150
 DEMO_AUX_PER_PRODUCT = 20
 DEMO_AUX_SEED = 900
-DEMO_KEYPOINT_SEED = 5
-"""The pictures the demo products' second-look references come from."""
 """Auxiliary products: a stand-in for ImageNet pre-training (no download here). Their seed is never used by
 `demo --evaluate`, whose enrolled and unknown products are other generated ones."""
+DEMO_KEYPOINT_SEED = 5
+"""The pictures the demo products' second-look references come from."""
+REFERENCES_KEY = "references"
+DEMO_REFERENCES = f"catalog pictures at full size, seed {DEMO_KEYPOINT_SEED}"
+"""Where the demo bundle's second-look references come from (its feature stats' extra)."""
 DEMO_EVENTS = {"enter_frames": 6, "exit_frames": 8, "min_score": 0.8, "exit_score": 0.4, "ignore_labels": [EMPTY_LABEL]}
 
 
@@ -120,19 +123,21 @@ def build_demo_model(path: Path) -> Bundle:
 
 def with_reference_keypoints(bundle: Bundle, path: Optional[Path] = None) -> Bundle:
     """The demo bundle with its products' second-look references, from pictures rendered at the catalog's full
-    size (the training pictures are too small to show the printed names). A cached bundle made before they
-    existed gets them once (a few seconds, same weights) and is saved again at `path`."""
+    size (the training pictures are too small to show the printed names: references from them make the look
+    abstain). A cached bundle whose references are not these (made before they existed, or built from its
+    training pictures before 2026-12-06) gets them once (a few seconds, same weights), saved again at `path`."""
     from capture.catalog_dataset import RENDER_SIZE, render_class
     from inference.second_look import REFERENCE_VIEWS, reference_descriptors
 
-    if bundle.features is None or len(bundle.features.keypoints):
+    if bundle.features is None or bundle.features.extra.get(REFERENCES_KEY) == DEMO_REFERENCES:
         return bundle
     per_label = [reference_descriptors(render_class(label, REFERENCE_VIEWS, DEMO_KEYPOINT_SEED, RENDER_SIZE))
                  for label in range(len(bundle.labels))]
-    bundle = replace(bundle, features=bundle.features.with_keypoints(per_label))
+    features = bundle.features.with_keypoints(per_label)
+    bundle = replace(bundle, features=replace(features, extra={**features.extra, REFERENCES_KEY: DEMO_REFERENCES}))
     if path is not None:
         save_bundle(bundle, path)
-        log.info("demo model %s: second-look references added", bundle.model_id)
+        log.info("demo model %s: second-look references from the catalog at full size", bundle.model_id)
     return bundle
 
 
