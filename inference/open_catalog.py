@@ -39,6 +39,9 @@ LOOKS_PER_BATCH = 16
 """At most this many second looks per batch (about 40 ms each on 2 cores), so a long split stays bounded."""
 BACKGROUND_SCORE = 0.5
 """The head's probability of a background label from which a frame shows no item (as enrollment skips views)."""
+BELT_SHARE_NOT_UNKNOWN = 0.25
+"""The head's probability of the background labels together from which a frame is not an unknown item: a hand
+resting on the empty belt leaves it much of the belt (0.3-0.6), an unknown product rarely (median 0.02)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class OpenCatalog:
             looked = self._look_again(combined, ranking, images, sources)
         best = np.argsort(-ranking, axis=1)[:, :k]
         unknown = self.unknown_scores(similarity.max(axis=1))
-        unknown[self._shows_background(head)] = 0.0
+        unknown[self._belt_share(head) >= BELT_SHARE_NOT_UNKNOWN] = 0.0  # a hand on the belt, not an item
         trained = len(self.head_labels)
         return [Recognition(tuple(Prediction(self.labels[i], int(i), float(row[i]), "head" if i < trained else "gallery")
                                   for i in order), float(score), bool(decided))
@@ -167,6 +170,9 @@ candidates follow it in `ranking` with none. Newest
         if not self._background:
             return np.zeros(len(head), bool)
         return np.isin(head.argmax(axis=1), self._background) & (head.max(axis=1) >= score)
+
+    def _belt_share(self, head: np.ndarray) -> np.ndarray:
+        return head[:, self._background].sum(axis=1) if self._background else np.zeros(len(head))
 
     def unknown_scores(self, nearest: np.ndarray) -> np.ndarray:
         """The share of known pictures more similar to their nearest prototype than `nearest` (0-1)."""

@@ -142,4 +142,14 @@ def test_a_frame_the_head_takes_for_the_empty_lane_is_never_an_unknown_item():
     assert empty_lane.unknown_score == 0.0 and product.unknown_score == 1.0
     unsure = aware.recognize(torch.tensor([[0.0, 0.01]]), features[:1], 1)[0]  # water at 50.2%: still background
     assert unsure.unknown_score == 0.0
-    assert aware.recognize(torch.tensor([[0.1, 0.0]]), features[:1], 1)[0].unknown_score == 1.0
+
+
+@pytest.mark.parametrize("cola_logit, unknown", [(0.85, 0.0), (1.39, 1.0)])
+def test_a_hand_resting_on_the_empty_lane_leaves_the_belt_enough_of_the_head_to_stay_no_unknown_item(cola_logit,
+                                                                                                       unknown):
+    """Cola ranks first, but the belt keeps 30% (a hand resting on it): not unknown; at 20% the frame is unknown."""
+    far = normalized(np.ones((1, DIM)) - 2 * np.eye(DIM)[[0]] - 2 * np.eye(DIM)[[1]] - 2 * np.eye(DIM)[[4]])
+    stats = _catalog(Gallery("model-1234", DIM)).stats
+    aware = OpenCatalog(("cola", "water"), stats, _gallery("oat milk"), background_labels=("water",))
+    found = aware.recognize(torch.tensor([[cola_logit, 0.0]]), torch.from_numpy(far.astype(np.float32)), 1)[0]
+    assert found.unknown_score == unknown
