@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from inference.backends.choice import Choice, why_unavailable
 from tests.conftest import cli_env, run_cli
 
 RAW = {"backend", "precision", "batch", "img_per_s", "latency_ms_p50", "latency_ms_p99", "feature_dim",
@@ -29,7 +30,10 @@ def test_quick_bench_json_has_every_field(tmp_path, demo_cache):
     assert {row["paced_fps"] for row in result["pipeline"]} == {None, 30.0}
     assert all(row["raw_img_per_s"] > 0 for row in result["pipeline"] if row["paced_fps"] is None)
     assert result["baseline"]["img_per_s"] > 0
-    assert result["agreement"] and all(AGREEMENT <= set(row) for row in result["agreement"])
+    if why_unavailable(Choice("torch", "bf16")) is None:  # --quick compares bf16 with fp32
+        assert result["agreement"] and all(AGREEMENT <= set(row) for row in result["agreement"])
+    else:  # a CPU without native bfloat16 (some AMD EPYC of this kind): nothing to compare in --quick
+        assert result["agreement"] == []
     assert all(0 <= row["top1_agreement"] <= 1 for row in result["agreement"])
     assert 0 < result["static_scene"]["cpu_ratio"]
     assert set(result["goals"]) >= {"pipeline_vs_raw", "best_vs_baseline", "int8_vs_best_fp32", "two_cameras_30fps",
