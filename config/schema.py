@@ -259,11 +259,19 @@ class EventsConfig(StrictModel):
     ambiguous_items: bool = Field(True, description="A stable item split between known products (no label reaches "
                                   "min_score, the top three together do; models with feature statistics) becomes "
                                   "item_unknown with reason \"ambiguous\" and its pick list instead of no event.")
+    ambiguous_frames: int = Field(0, ge=0, le=300, description="Consecutive frames, mostly split between known "
+                                  "products, before such an item asks for a pick; 0 = unknown_frames plus enter_frames "
+                                  "(a product moving in is split while half in view, then settles into one label).")
 
     @property
     def frames_for_unknown(self) -> int:
         """Consecutive unknown frames that make an unknown item."""
         return self.unknown_frames or 2 * self.enter_frames
+
+    @property
+    def frames_for_ambiguous(self) -> int:
+        """Consecutive frames, mostly split between known products, that make an item asking for a pick."""
+        return self.ambiguous_frames or self.frames_for_unknown + self.enter_frames
 
     @model_validator(mode="after")
     def _hysteresis_order(self) -> "EventsConfig":

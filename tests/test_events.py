@@ -110,6 +110,9 @@ def test_an_unknown_item_needs_twice_enter_frames_so_a_passing_hand_calls_no_att
     assert [e.kind for r in put_down for e in brief.update(r)] == [EventKind.ITEM_UNKNOWN]
     assert EventsConfig(enter_frames=4).frames_for_unknown == 8
     assert EventsConfig(enter_frames=4, unknown_frames=5).frames_for_unknown == 5
+    assert EventsConfig(enter_frames=4).frames_for_ambiguous == 12
+    assert EventsConfig(enter_frames=4, unknown_frames=5).frames_for_ambiguous == 9
+    assert EventsConfig(enter_frames=4, ambiguous_frames=6).frames_for_ambiguous == 6
 
 
 def test_unknown_frames_never_count_towards_a_label_even_with_a_confident_head():
@@ -138,8 +141,9 @@ def split(guesses=(("cola", 0.45), ("milk", 0.35), ("chips", 0.1)), score=0.1, c
 
 
 def test_an_item_split_between_known_products_asks_for_a_pick_instead_of_passing_silently():
-    events_tracker = tracker(unknown_frames=4)
-    events = [e for r in [split()] * 4 for e in events_tracker.update(r)]
+    events_tracker = tracker(unknown_frames=4)  # asks after unknown_frames + enter_frames = 7 split frames
+    assert [e for r in [split()] * 6 for e in events_tracker.update(r)] == []
+    events = events_tracker.update(split())
     assert [(e.kind, e.reason) for e in events] == [(EventKind.ITEM_UNKNOWN, "ambiguous")]
     assert [p.label for p in events[0].candidates] == ["cola", "milk", "chips"]
     assert abs(events[0].score - 0.1) < 1e-9
@@ -147,6 +151,15 @@ def test_an_item_split_between_known_products_asks_for_a_pick_instead_of_passing
     assert [e.kind for r in [split()] * 5 + [unknown()] * 20 for e in events_tracker.update(r)] == []  # one item
     assert events_tracker.item_caption("cam0") == "which one? cola, milk, chips - attendant"  # as announced
     assert [e.kind for e in feed(events_tracker, [("empty", 0.9)] * 2)] == [EventKind.ITEM_REMOVED]
+
+
+def test_a_product_split_while_it_moves_in_and_then_settling_into_one_label_is_charged_without_a_pick():
+    """Half in view, a product is split between look-alikes; at rest one label holds it: no pick list first."""
+    events_tracker = tracker(unknown_frames=4)
+    sequence = [split()] * 6 + [result("cola", 0.9)] * 3
+    assert [(e.kind, e.label) for r in sequence for e in events_tracker.update(r)] == [(EventKind.ITEM_PRESENT, "cola")]
+    hasty = tracker(unknown_frames=4, ambiguous_frames=4)
+    assert [e.kind for r in sequence for e in hasty.update(r)][:1] == [EventKind.ITEM_UNKNOWN]
 
 
 def test_a_split_frame_is_not_ambiguous_when_it_is_unlike_known_products_shows_an_ignored_label_or_has_no_score():

@@ -88,7 +88,8 @@ class EventTracker:
     Frames flagged unknown never count towards a label: `unknown_frames` of them in a row (twice `enter_frames`
     unless set) make an unknown item (item_unknown with a pick list), removed after `exit_frames` frames that are
     not unknown. With `ambiguous_items`, frames split between known products (see `is_ambiguous`) count as unknown
-    ones too, so an item the model cannot decide on asks for a pick instead of passing silently; and a present
+    ones too, so an item the model cannot decide on asks for a pick (after `ambiguous_frames`, when most of the run
+    was split: a product moving in is split while half in view) instead of passing silently; and a present
     item stays present through split frames that have it among their top three (no second event for it)."""
 
     def __init__(self, config: EventsConfig, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
@@ -149,13 +150,19 @@ class EventTracker:
         else:
             track.candidate = _Run()
             return []
-        needed = self._config.frames_for_unknown if track.candidate.unknown else self._config.enter_frames
-        if track.candidate.frames < needed:
+        if track.candidate.frames < self._frames_needed(track.candidate):
             return []
         run, track.candidate = track.candidate, _Run()
         track.item = _Item(self._new_id(), run, picks=run.pick_list() if run.unknown else (), reason=run.reason)
         kind = EventKind.ITEM_UNKNOWN if run.unknown else EventKind.ITEM_PRESENT
         return [self._event(result.camera, kind, track.item)]
+
+    def _frames_needed(self, run: _Run) -> int:
+        if not run.unknown:
+            return self._config.enter_frames
+        if run.reason == REASON_AMBIGUOUS:
+            return self._config.frames_for_ambiguous
+        return self._config.frames_for_unknown
 
     def _update_present(self, result: Result, track: _CameraTrack) -> list[ItemEvent]:
         item = track.item
