@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 RAW_CHOICES = (Choice("torch", "fp32"), Choice("torch", "bf16"), Choice("torch", "int8"),
                Choice("openvino", "default"), Choice("openvino", "fp32"), Choice("openvino", "bf16"), Choice("openvino", "int8"))
+REFERENCE = Choice("torch", "fp32")
+QUICK_SECOND = (Choice("torch", "bf16"), Choice("openvino", "fp32"))
+"""--quick measures torch fp32 and the first of these that runs here (a CPU without native bfloat16 compares
+OpenVINO with torch instead), so that it always has an agreement row where either is available."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,10 @@ class BenchPlan:
 
     @property
     def choices(self) -> tuple[Choice, ...]:
-        return (Choice("torch", "fp32"), Choice("torch", "bf16")) if self.quick else RAW_CHOICES
+        if not self.quick:
+            return RAW_CHOICES
+        second = next((c for c in QUICK_SECOND if why_unavailable(c) is None), None)
+        return (REFERENCE, second) if second else (REFERENCE,)
 
     @property
     def camera_counts(self) -> tuple[int, ...]:
@@ -173,7 +180,7 @@ class Bench:
         rows = []
         for reference, name, frames in self._trained_models():
             factory = RunnerFactory(reference, rendered_frames, self.cache_dir / "models", self.thread_plan, 8)
-            candidates = [c for c in self.plan.choices if c.precision not in ("fp32",) and why_unavailable(
+            candidates = [c for c in self.plan.choices if c != REFERENCE and why_unavailable(
                 Choice(c.backend, "fp32" if c.precision == "default" else c.precision)) is None]
             builds: list[tuple[Choice, Callable[[], Classifier]]] = [(c, lambda c=c: factory(c)) for c in candidates]
             rows += agreement_rows(reference, name, builds, frames)
