@@ -10,8 +10,8 @@ when the picture's keypoints decide, the winner takes the candidates' shares.
 
 `unknown_score` is the share of known validation pictures that were more similar to their nearest prototype
 than this frame is to any: 0.5 is a typical known picture, 0.99 is further from every known product than 99%
-of them. It is 0 when the head takes the frame for a background label (an empty lane, hands passing over it) with
-at least BACKGROUND_SCORE: nothing in view is not an unknown item.
+of them. It is 0 when the head gives the background labels together at least BELT_SHARE_NOT_UNKNOWN (an empty
+lane, a hand passing over or resting on it): nothing in view is not an unknown item.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ BELT_SCORE = 0.95
 """The head's probability of a background label from which a frame is the empty belt, for its keypoints."""
 LOOKS_PER_BATCH = 16
 """At most this many second looks per batch (about 40 ms each on 2 cores), so a long split stays bounded."""
-BACKGROUND_SCORE = 0.5
-"""The head's probability of a background label from which a frame shows no item (as enrollment skips views)."""
 BELT_SHARE_NOT_UNKNOWN = 0.25
 """The head's probability of the background labels together from which a frame is not an unknown item: a hand
 resting on the empty belt leaves it much of the belt (0.3-0.6), an unknown product rarely (median 0.02)."""
@@ -166,7 +164,7 @@ candidates follow it in `ranking` with none. Newest
                 looked[row] = True
         return looked
 
-    def _shows_background(self, head: np.ndarray, score: float = BACKGROUND_SCORE) -> np.ndarray:
+    def _shows_background(self, head: np.ndarray, score: float) -> np.ndarray:
         if not self._background:
             return np.zeros(len(head), bool)
         return np.isin(head.argmax(axis=1), self._background) & (head.max(axis=1) >= score)

@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from inference.backends.choice import why_unavailable
-from stream.tools.bench.run import QUICK_SECOND
+from stream.tools.bench.run import BenchPlan
 from tests.conftest import cli_env, run_cli
 
 RAW = {"backend", "precision", "batch", "img_per_s", "latency_ms_p50", "latency_ms_p99", "feature_dim",
@@ -31,7 +30,7 @@ def test_quick_bench_json_has_every_field(tmp_path, demo_cache):
     assert {row["paced_fps"] for row in result["pipeline"]} == {None, 30.0}
     assert all(row["raw_img_per_s"] > 0 for row in result["pipeline"] if row["paced_fps"] is None)
     assert result["baseline"]["img_per_s"] > 0
-    second = next((c for c in QUICK_SECOND if why_unavailable(c) is None), None)
+    second = next(iter(BenchPlan(quick=True).choices[1:]), None)
     if second is not None:  # --quick compares torch bf16 with fp32, or OpenVINO fp32 on a CPU without bfloat16
         assert [(row["backend"], row["precision"]) for row in result["agreement"]] == [(second.backend, second.precision)]
         assert all(AGREEMENT <= set(row) for row in result["agreement"])
