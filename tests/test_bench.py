@@ -13,12 +13,23 @@ PIPELINE = {"backend", "precision", "batch", "cameras", "paced_fps", "results_pe
 AGREEMENT = {"backend", "precision", "model", "top1_agreement"}
 
 
+@pytest.fixture(scope="module")
+def quick_bench(tmp_path_factory, demo_cache):
+    """One `bench --quick` run (a minute of measuring) shared by the tests of its JSON: the demo model in demo_cache
+    (the tiny bundle) gives the agreement rows, and the remote it is given never answers."""
+    from tests.triton_fixture import free_port
+
+    pytest.importorskip("tritonclient.grpc")
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    done = run_cli("bench", "--quick", "--json", str(out), "--remote", f"triton:grpc://127.0.0.1:{free_port()}/tiny",
+                   env=cli_env(STREAMREC_CACHE_DIR=str(demo_cache)), timeout=900)
+    return done, json.loads(out.read_text()) if out.exists() else None
+
+
 @pytest.mark.slow
-def test_quick_bench_json_has_every_field(tmp_path, demo_cache):
-    out = tmp_path / "bench.json"  # the demo model in demo_cache (the tiny bundle) gives the agreement rows
-    done = run_cli("bench", "--quick", "--json", str(out), env=cli_env(STREAMREC_CACHE_DIR=str(demo_cache)), timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(out.read_text())
+def test_quick_bench_json_has_every_field(quick_bench):
+    done, result = quick_bench
+    assert result is not None, done.stderr[-3000:]
     machine = result["machine"]
     assert isinstance(machine["cpu"], str) and machine["cores"] >= 1 and isinstance(machine["flags"], list)
     assert machine["torch"] and machine["lanes"] * machine["threads_per_lane"] == machine["threads"]
@@ -260,15 +271,9 @@ def test_bench_refuses_a_malformed_remote_spec():
 
 
 @pytest.mark.slow
-def test_bench_with_an_unreachable_remote_still_measures_the_local_rows_and_exits_78(tmp_path):
-    from tests.triton_fixture import free_port
-
-    pytest.importorskip("tritonclient.grpc")
-    out = tmp_path / "bench.json"
-    done = run_cli("bench", "--quick", "--json", str(out), "--remote", f"triton:grpc://127.0.0.1:{free_port()}/tiny",
-                   timeout=900)
+def test_bench_with_an_unreachable_remote_still_measures_the_local_rows_and_exits_78(quick_bench):
+    done, result = quick_bench
     assert done.returncode == 78, done.stderr[-3000:]
     assert "the remote rows were not measured" in done.stderr and "server is up" in done.stderr
-    result = json.loads(out.read_text())
     assert result["raw"] and result["pipeline"] and set(result["remote"]) == {"spec", "error"}
     assert result["goals"]["remote_kiosks_in_order"]["met"] is None

@@ -35,24 +35,18 @@ def finetune_args(data: Path, out: Path, *extra: str) -> list[str]:
             "--min-steps", "60", *extra]
 
 
-def test_finetune_writes_a_bundle_that_classifies_above_chance(tmp_path, empty_torch_home):
-    data = write_dataset(tmp_path / "data", 40, seed=1)
+def test_finetune_takes_its_options_and_writes_a_bundle_named_after_the_folders(tmp_path, empty_torch_home):
+    """Options only: how well the default recipe recognizes new pictures is test_finetune_small_sets' forty photos."""
+    data = write_dataset(tmp_path / "data", 12, seed=1)
     out = tmp_path / "shop.bundle"
-    done = run_cli(*finetune_args(data, out, "--epochs", "10", "--patience", "10"), env=cli_env(TORCH_HOME=str(empty_torch_home)),
-                   timeout=300)
+    done = run_cli(*finetune_args(data, out, "--epochs", "2", "--min-steps", "0"),
+                   env=cli_env(TORCH_HOME=str(empty_torch_home)), timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "Training from scratch" in done.stderr and "epoch 10" in done.stderr
+    assert "Training from scratch" in done.stderr and "epoch 2" in done.stderr and "epoch 3" not in done.stderr
     bundle = load_bundle(out)
     assert bundle.labels == ("cola", "crisps", "milk") and bundle.input.crop == 48
     assert bundle.provenance["base_weights"].startswith("none") and bundle.provenance["dataset"]["train_images"] > 0
-    held_out = write_dataset(tmp_path / "held-out", 10, seed=2)
-    classifier = bundle.to_classifier()
-    hits = []
-    for index, name in enumerate(bundle.labels):
-        images = [cv2.imread(str(p)) for p in sorted((held_out / name).iterdir())]
-        logits = classifier.predict(BatchPreprocessor(bundle.input, len(images))(images))
-        hits += (logits.argmax(1) == index).tolist()
-    assert np.mean(hits) > 0.6  # chance is 1/3
+    assert bundle.metrics["epochs_run"] == 2
 
 
 def test_finetune_starts_from_imagenet_weights_and_freezes_early_layers(tmp_path, torch_home):

@@ -84,6 +84,7 @@ def test_forty_photos_of_three_products_from_scratch_train_a_model_that_recogniz
     bundle = load_bundle(out)
     assert bundle.input.crop == 160 and bundle.metrics["val_top1"] >= 0.95, done.stderr[-3000:]
     assert "validation: " in done.stderr and ("most confused" in done.stderr or "no confusions" in done.stderr)
+    assert "Training from scratch" in done.stderr and bundle.provenance["base_weights"].startswith("none")
     images, labels = render_photos(products, 30, seed=99)
     names = [product.label.replace(" ", "-") for product in products]
     expected = np.array([bundle.labels.index(names[label]) for label in labels])
