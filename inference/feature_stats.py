@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from inference.gallery import normalized, prototypes_of
-from inference.second_look import REFERENCE_WIDTH, reference_descriptors
+from inference.second_look import OLDER_REFERENCE_WIDTH, REFERENCE_WIDTH, reference_descriptors
 
 PROTOTYPES_PER_LABEL = 8
 CALIBRATION_QUANTILES = tuple(round(q, 3) for q in np.linspace(0.0, 1.0, 41))
@@ -37,10 +37,12 @@ class FeatureStats:
     """Quantiles (CALIBRATION_QUANTILES) of known validation pictures' similarity to their nearest prototype."""
     extra: dict[str, Any] = field(default_factory=dict)
     keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, REFERENCE_WIDTH), np.uint8))
-    """(K, 129) uint8 rows: SIFT descriptors of a few training pictures per label, each with its view number (the
+    """(K, 133) uint8 rows: SIFT descriptors of a few training pictures per label, each with its view and position (the
     second look's references; none in bundles made before 2026-12-06)."""
     keypoint_owners: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     """(K,) the trained label index of each descriptor."""
+    outdated_keypoints: int = 0
+    """References the bundle holds in the format before 2026-12-07 (without positions): not used."""
 
     def keypoints_by_label(self, labels: Sequence[str]) -> dict[str, np.ndarray]:
         """The second look's references of the trained labels that have some."""
@@ -52,7 +54,7 @@ class FeatureStats:
         rows = [np.asarray(r, np.uint8).reshape(-1, REFERENCE_WIDTH) for r in per_label]
         owners = [np.full(len(r), i, np.int64) for i, r in enumerate(rows)]
         return replace(self, keypoints=np.concatenate(rows) if rows else self.keypoints,
-                       keypoint_owners=np.concatenate(owners) if owners else self.keypoint_owners)
+                       keypoint_owners=np.concatenate(owners) if owners else self.keypoint_owners, outdated_keypoints=0)
 
     @property
     def feature_dim(self) -> int:
@@ -94,6 +96,8 @@ def _with_stored_keypoints(stats: FeatureStats, payload: dict, labels: int) -> F
         owners = payload["keypoint_owners"].numpy().astype(np.int64)
     except (KeyError, AttributeError):
         return stats
+    if rows.ndim == 2 and rows.shape[1] == OLDER_REFERENCE_WIDTH:
+        return replace(stats, outdated_keypoints=len(rows))
     if rows.ndim != 2 or rows.shape[1] != REFERENCE_WIDTH or len(owners) != len(rows):
         return stats
     if len(owners) and (owners.min() < 0 or owners.max() >= labels):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import logging
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +21,9 @@ import numpy as np
 
 from inference.artifacts import staged
 from inference.errors import ModelError
-from inference.second_look import REFERENCE_WIDTH
+from inference.second_look import OLDER_REFERENCE_WIDTH, REFERENCE_WIDTH
+
+log = logging.getLogger(__name__)
 
 GALLERY_FORMAT = "streamrec-gallery"
 GALLERY_VERSION = 1
@@ -87,8 +90,8 @@ class GalleryEntry:
     look_alike: str = ""
     """The known product the model could hardly tell this one from when it was enrolled ("" for none)."""
     keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, REFERENCE_WIDTH), np.uint8))
-    """(n, 129) uint8 rows: SIFT descriptors of some of its views, each with its view number (the second look's
-    references; none for products enrolled before 2026-12-06)."""
+    """(n, 133) uint8 rows: SIFT keypoints of some of its views, each with its view number and position (the
+    second look's references; none for products enrolled before 2026-12-06, or without positions before 2026-12-07)."""
 
     def summary(self) -> dict[str, Any]:
         return {"label": self.label, "views": self.views, "prototypes": int(len(self.prototypes)),
@@ -131,7 +134,7 @@ class Gallery:
         return rows, owners
 
     def keypoint_matrix(self) -> tuple[np.ndarray, np.ndarray]:
-        """(K, 129) the second look's references of every entry, and (K,) the entry index of each."""
+        """(K, 133) the second look's references of every entry, and (K,) the entry index of each."""
         rows = [entry.keypoints for entry in self.entries]
         owners = [np.full(len(entry.keypoints), i, np.int64) for i, entry in enumerate(self.entries)]
         if not rows:
@@ -192,6 +195,12 @@ def _with_keypoints(gallery: Gallery, stored: Optional[tuple[np.ndarray, np.ndar
     if stored is None:
         return gallery
     rows, owners = stored
+    if rows.ndim == 2 and rows.shape[1] == OLDER_REFERENCE_WIDTH and len(owners) == len(rows):
+        labels = sorted({gallery.entries[i].label for i in np.unique(owners) if 0 <= i < len(gallery.entries)})
+        log.warning("gallery %s: the second-look references of %s are of the format before 2026-12-07 (no keypoint "
+                    "positions) and are not used; enroll these products again to let the second look tell them from "
+                    "look-alikes", path, ", ".join(repr(label) for label in labels) or "no product")
+        return gallery
     if rows.ndim != 2 or rows.shape[1] != REFERENCE_WIDTH or len(owners) != len(rows) or \
             (len(owners) and (owners.min() < 0 or owners.max() >= len(gallery.entries))):
         raise GalleryError(f"gallery {path} is inconsistent (keypoint table {rows.shape}); enroll again")

@@ -24,7 +24,7 @@ import torch
 
 from inference.feature_stats import CALIBRATION_QUANTILES, FeatureStats
 from inference.gallery import Gallery
-from inference.second_look import SecondLook, keypoint_descriptors
+from inference.second_look import Keypoints, SecondLook, keypoints_of
 from inference.topk import Prediction
 
 DEFAULT_TEMPERATURE = 20.0
@@ -36,7 +36,7 @@ BELT_EVERY = 30
 BELT_SCORE = 0.95
 """The head's probability of a background label from which a frame is the empty belt, for its keypoints."""
 LOOKS_PER_BATCH = 16
-"""At most this many second looks per batch (about 40 ms each on 2 cores), so a long split stays bounded."""
+"""At most this many second looks per batch (about 55 ms each on 2 cores), so a long split stays bounded."""
 BELT_SHARE_NOT_UNKNOWN = 0.25
 """The head's probability of the background labels together from which a frame is not an unknown item: a hand
 resting on the empty belt leaves it much of the belt (0.3-0.6), an unknown product rarely (median 0.02)."""
@@ -70,11 +70,10 @@ class OpenCatalog:
         """In torch, like the model: numpy's BLAS threads spinning beside torch's cost more than the arithmetic."""
         self.labels = self.head_labels + gallery.labels
         self._quantiles = np.asarray(stats.known_similarity, np.float64)
-        self.second_look = SecondLook({**stats.keypoints_by_label(self.head_labels), **gallery.keypoints_by_label()},
-                                      background=[self.head_labels[i] for i in self._background])
+        self.second_look = SecondLook({**stats.keypoints_by_label(self.head_labels), **gallery.keypoints_by_label()})
         self.split_below = split_below
-        self._belts: dict[str, tuple[int, np.ndarray]] = {}
-        """Per camera: frames of its empty belt seen since the last one looked at, and that one's descriptors."""
+        self._belts: dict[str, tuple[int, Optional[Keypoints]]] = {}
+        """Per camera: frames of its empty belt seen since the last one looked at, and that one's keypoints."""
 
     @property
     def prototype_count(self) -> int:
@@ -125,12 +124,12 @@ class OpenCatalog:
 
     def _remember_belts(self, images: Sequence[np.ndarray], sources: Sequence[str], empty: np.ndarray) -> None:
         """Keep the keypoints of each camera's empty belt (one frame in BELT_EVERY that the head takes for a
-        background label with BELT_SCORE): in a second look they vote for no product, however like a product's
+        background label with BELT_SCORE): in a second look they count for no product, however like a product's
         references the belt is."""
         for row in np.flatnonzero(empty):
             seen, rows = self._belts.get(sources[row], (BELT_EVERY, None))
             if seen >= BELT_EVERY:
-                self._belts[sources[row]] = (1, keypoint_descriptors(images[row]))
+                self._belts[sources[row]] = (1, keypoints_of(images[row]))
             else:
                 self._belts[sources[row]] = (seen + 1, rows)
 

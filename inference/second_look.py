@@ -2,15 +2,18 @@
 
 The model sees a frame shrunk to its input size, where a package's printed name is a few pixels: look-alikes that
 differ only by their name (one bag of coffee with three brands' names) split a frame between them, and no
-scoring of those features tells them apart. Keypoints of the picture at the camera's resolution do: SIFT
-descriptors of the frame are matched against each candidate's reference descriptors (from its training or
-enrollment pictures), every descriptor clearly nearer one candidate's references than any other candidate's votes
-for that candidate, and a candidate wins when it has at least MIN_VOTES votes and MARGIN times the runner-up's. Otherwise
-the look abstains and the frame stays split. It runs only on split frames (about 40 ms each on 2 cores).
+scoring of those features tells them apart. Keypoints of the picture at the camera's resolution do, when they are
+checked for geometry: SIFT keypoints of the frame are matched with each of a candidate's reference pictures
+(Lowe's ratio test), and the matches a single affine transform of the picture explains (RANSAC) are counted
+(inliers). A name's letters agree with the reference's only in the right order and place, so letters shared with
+a look-alike's name (N and A in NAPIX and NADEO) do not count for it. The candidate whose best reference picture
+has at least MIN_INLIERS inliers and MARGIN times the runner-up's wins; otherwise the look abstains and the frame
+stays split. It runs only on split frames (about 55 ms each on 2 cores).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
 import cv2
@@ -20,108 +23,163 @@ LOOK_SIDE = 480
 """Pictures are shrunk so that their longer side is at most this many pixels (a 640×480 frame to 480×360)."""
 MAX_KEYPOINTS = 400
 REFERENCE_VIEWS = 20
-"""Pictures per product the reference descriptors come from (spread evenly over those offered)."""
+"""Pictures per product the references come from (spread evenly over those offered)."""
 RATIO = 0.8
-"""A descriptor votes when its nearest reference is this much nearer than any other candidate's nearest (Lowe's
-ratio test, across candidates)."""
-MIN_VOTES = 10
-MARGIN = 2.0
+"""A keypoint matches a reference picture's when its nearest descriptor there is this much nearer than the second
+nearest (Lowe's ratio test)."""
+MIN_MATCHES = 6
+RANSAC_PIXELS = 6.0
+"""A match agrees with a transform when it lands within this many pixels (of the picture shrunk to LOOK_SIDE)."""
+RANSAC_ITERATIONS = 500
+MIN_INLIERS = 15
+MARGIN = 1.5
+BELT_PIXELS = 2.0
+BELT_DISTANCE = 200.0
+"""A frame's keypoint within BELT_PIXELS of one of the camera's empty belt, with a descriptor this near, is the
+belt's: it takes no part in a look."""
 DESCRIPTOR_WIDTH = 128
-REFERENCE_WIDTH = DESCRIPTOR_WIDTH + 1
-"""A stored reference: its descriptor and the number of the view (picture) it came from."""
+POSITION_SCALE = 8
+"""Positions are stored in 1/8 pixels, each coordinate as two bytes (high first)."""
+REFERENCE_WIDTH = DESCRIPTOR_WIDTH + 1 + 4
+"""A stored reference (uint8 row): its descriptor, the number of the view (picture) it came from, and its position
+(x, y) in that picture shrunk to LOOK_SIDE."""
+OLDER_REFERENCE_WIDTH = DESCRIPTOR_WIDTH + 1
+"""References stored before 2026-12-07, without positions: the look cannot use them (the product is enrolled, or
+the bundle trained, again to get new ones)."""
 HELD_OUT_VIEWS = 4
 """Before deciding between candidates, this many of each one's reference views are looked at as if they were
 frames (against the other views): the look decides only between products it tells apart on their own pictures."""
 
 
-def keypoint_descriptors(image: np.ndarray) -> np.ndarray:
-    """(n, 128) uint8 SIFT descriptors of a BGR picture (n = 0 for a plain one)."""
+@dataclass(frozen=True)
+class Keypoints:
+    """A picture's SIFT keypoints: positions (n, 2) in the picture shrunk to LOOK_SIDE, descriptors (n, 128)."""
+
+    points: np.ndarray
+    descriptors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def subset(self, keep: np.ndarray) -> "Keypoints":
+        return Keypoints(self.points[keep], self.descriptors[keep])
+
+
+def keypoints_of(image: np.ndarray) -> Keypoints:
+    """The SIFT keypoints of a BGR picture (none for a plain one)."""
     scale = LOOK_SIDE / max(image.shape[:2])
     if scale < 1.0:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    _points, descriptors = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS).detectAndCompute(grey, None)
-    if descriptors is None:
-        return np.zeros((0, DESCRIPTOR_WIDTH), np.uint8)
-    return np.clip(np.rint(descriptors), 0, 255).astype(np.uint8)
+    points, descriptors = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS).detectAndCompute(grey, None)
+    if descriptors is None or not points:
+        return Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_WIDTH), np.float32))
+    positions = np.float32([p.pt for p in points])
+    return Keypoints(positions, np.clip(np.rint(descriptors), 0, 255).astype(np.float32))
 
 
 def reference_descriptors(images: Sequence[np.ndarray], views: int = REFERENCE_VIEWS) -> np.ndarray:
-    """One product's references: (n, REFERENCE_WIDTH) uint8 rows, the descriptors of up to `views` of `images`
-    (spread evenly over them), each followed by the number of the view it came from."""
+    """One product's references: (n, REFERENCE_WIDTH) uint8 rows from up to `views` of `images` (spread evenly over
+    them): each keypoint's descriptor, the number of its view and its position."""
     if not len(images):
         return np.zeros((0, REFERENCE_WIDTH), np.uint8)
     picks = np.unique(np.linspace(0, len(images) - 1, min(views, len(images))).round().astype(int))
-    rows = [keypoint_descriptors(images[i]) for i in picks]
-    return np.concatenate([np.hstack([r, np.full((len(r), 1), view, np.uint8)]) for view, r in enumerate(rows)])
+    return np.concatenate([_rows(keypoints_of(images[i]), view) for view, i in enumerate(picks)])
+
+
+def _rows(found: Keypoints, view: int) -> np.ndarray:
+    fixed = np.clip(np.rint(found.points * POSITION_SCALE), 0, 65535).astype(np.uint16)
+    position = np.stack([fixed[:, 0] >> 8, fixed[:, 0] & 255, fixed[:, 1] >> 8, fixed[:, 1] & 255], axis=1)
+    return np.hstack([found.descriptors.astype(np.uint8), np.full((len(found), 1), view, np.uint8),
+                      position.astype(np.uint8)])
+
+
+def _views_of(rows: np.ndarray) -> dict[int, Keypoints]:
+    """Stored reference rows → each view's keypoints."""
+    rows = np.asarray(rows)
+    wide = rows[:, DESCRIPTOR_WIDTH + 1:].astype(np.float32)
+    points = np.stack([wide[:, 0] * 256 + wide[:, 1], wide[:, 2] * 256 + wide[:, 3]], axis=1) / POSITION_SCALE
+    descriptors = rows[:, :DESCRIPTOR_WIDTH].astype(np.float32)
+    views = rows[:, DESCRIPTOR_WIDTH].astype(np.int64)
+    return {int(v): Keypoints(points[views == v], descriptors[views == v]) for v in np.unique(views)}
+
+
+def off_belt(found: Keypoints, belt: Optional[Keypoints]) -> Keypoints:
+    """`found` without the keypoints of the camera's empty `belt` (same place, like descriptor)."""
+    if belt is None or not len(belt) or not len(found):
+        return found
+    near = np.linalg.norm(found.points[:, None, :] - belt.points[None, :, :], axis=2) <= BELT_PIXELS
+    alike = np.zeros(len(found), bool)
+    for i, j in zip(*np.nonzero(near)):
+        alike[i] |= float(np.linalg.norm(found.descriptors[i] - belt.descriptors[j])) <= BELT_DISTANCE
+    return found.subset(~alike)
+
+
+def _agreeing(query: Keypoints, view: Keypoints, pairs: list) -> int:
+    """How many of the query's matches with one reference picture a single affine transform explains."""
+    if len(pairs) < MIN_MATCHES:
+        return 0
+    source = view.points[[m.trainIdx for m in pairs]]
+    target = query.points[[m.queryIdx for m in pairs]]
+    _transform, mask = cv2.estimateAffine2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS,
+                                            maxIters=RANSAC_ITERATIONS, confidence=0.99, refineIters=0)
+    return int(mask.sum()) if mask is not None else 0
 
 
 class SecondLook:
-    """Reference descriptors per label; `decide` picks one of a few candidates for a picture, or abstains."""
+    """Reference keypoints per label; `decide` picks one of a few candidates for a picture, or abstains."""
 
-    def __init__(self, references: Mapping[str, np.ndarray], background: Sequence[str] = ()) -> None:
-        usable = {label: np.asarray(rows) for label, rows in references.items() if len(rows)}
-        self._references = {label: rows[:, :DESCRIPTOR_WIDTH].astype(np.float32) for label, rows in usable.items()}
-        self._views = {label: rows[:, DESCRIPTOR_WIDTH].astype(np.int64) for label, rows in usable.items()}
-        self._background = [label for label in background if label in self._references]
-        """Labels meaning "no product" (an empty belt): their references take part in every vote, so that the
-        belt's own keypoints vote for none of the candidates."""
+    def __init__(self, references: Mapping[str, np.ndarray]) -> None:
+        usable = {label: np.asarray(rows) for label, rows in references.items()
+                  if len(rows) and np.asarray(rows).shape[1] == REFERENCE_WIDTH}
+        self._views = {label: _views_of(rows) for label, rows in usable.items()}
         self._matcher = cv2.BFMatcher(cv2.NORM_L2)
         self._told_apart: dict[frozenset, bool] = {}
 
     @property
     def labels(self) -> tuple[str, ...]:
         """The labels it can look for."""
-        return tuple(self._references)
+        return tuple(self._views)
 
     def covers(self, candidates: Sequence[str]) -> bool:
-        return all(label in self._references for label in candidates)
+        return all(label in self._views for label in candidates)
 
-    def votes(self, image: np.ndarray, candidates: Sequence[str], belt: Optional[np.ndarray] = None) -> np.ndarray:
-        """(len(candidates),) votes of the picture's descriptors for each candidate (all must be covered); `belt`:
-        descriptors of this camera's empty belt (keypoint_descriptors), which vote for none."""
-        return self._votes(keypoint_descriptors(image).astype(np.float32), candidates, {}, belt)
+    def inliers(self, image: np.ndarray, candidates: Sequence[str], belt: Optional[Keypoints] = None) -> np.ndarray:
+        """(len(candidates),) for each candidate (all must be covered), the inliers of its best reference picture;
+        `belt`: keypoints of this camera's empty belt, which never count."""
+        return self._inliers(off_belt(keypoints_of(image), belt), candidates, {})
 
-    def _votes(self, query: np.ndarray, candidates: Sequence[str], leave_out: dict[str, int],
-               belt: Optional[np.ndarray] = None) -> np.ndarray:
-        """A descriptor votes for the candidate with the nearest reference when every other candidate's nearest
-        is clearly further (a package's design shared by look-alikes is near all of them and does not vote);
-        `leave_out`: a view of a label whose references are not used."""
-        counts = np.zeros(len(candidates))
-        if len(query) == 0:
-            return counts
-        pools = [self._pool(label, leave_out.get(label))
-                 for label in (*candidates, *(b for b in self._background if b not in candidates))]
-        if belt is not None and len(belt):
-            pools.append(np.asarray(belt, np.float32))
-        nearest = np.stack([self._nearest(query, pool) for pool in pools], axis=1)
-        order = np.argsort(nearest, axis=1)
-        best, runner_up = order[:, 0], order[:, 1]
-        rows = np.arange(len(query))
-        clear = (nearest[rows, best] < RATIO * nearest[rows, runner_up]) & (best < len(candidates))
-        np.add.at(counts, best[clear], 1)
-        return counts
+    def _inliers(self, query: Keypoints, candidates: Sequence[str], leave_out: dict[str, int]) -> np.ndarray:
+        """`leave_out`: a view of a label that is not used."""
+        return np.array([self._best_view(query, label, leave_out.get(label)) for label in candidates])
 
-    def _pool(self, label: str, without_view: Optional[int]) -> np.ndarray:
-        rows = self._references[label]
-        return rows if without_view is None else rows[self._views[label] != without_view]
+    def _best_view(self, query: Keypoints, label: str, without_view: Optional[int]) -> int:
+        """The most inliers of any of the label's reference pictures: pictures are fitted in order of their matches
+        (a picture with no more matches than the best inliers so far cannot beat it)."""
+        matched = sorted((self._matches(query, view) for number, view in self._views[label].items()
+                          if number != without_view), key=lambda found: -len(found[0]))
+        best = 0
+        for pairs, view in matched:
+            if len(pairs) <= best:
+                break
+            best = max(best, _agreeing(query, view, pairs))
+        return best
 
-    def _nearest(self, query: np.ndarray, references: np.ndarray) -> np.ndarray:
-        """(n,) distance of each query descriptor to its nearest reference."""
-        distance = np.full(len(query), np.inf, np.float32)
-        if len(references):
-            for match in self._matcher.match(query, references):
-                distance[match.queryIdx] = match.distance
-        return distance
+    def _matches(self, query: Keypoints, view: Keypoints) -> tuple[list, Keypoints]:
+        """The query's keypoints that match one of the picture's (ratio test), and the picture."""
+        if len(query) < 2 or len(view) < 2:
+            return [], view
+        pairs = self._matcher.knnMatch(query.descriptors, view.descriptors, k=2)
+        return [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance], view
 
     def _verdict(self, counts: np.ndarray) -> Optional[int]:
         best = int(np.argmax(counts))
         runner_up = float(np.max(np.delete(counts, best)))
-        return best if counts[best] >= MIN_VOTES and counts[best] >= MARGIN * max(runner_up, 1.0) else None
+        return best if counts[best] >= MIN_INLIERS and counts[best] >= MARGIN * max(runner_up, 1.0) else None
 
     def tells_apart(self, candidates: Sequence[str]) -> bool:
         """Whether the look decides the candidates' own held-out reference views rightly: never wrong, and right
-        on most of each one's. Products that differ only in colour (the look sees grey) are not told apart."""
+        on at least half of each one's. Products that differ only in colour (the look sees grey) are not told apart."""
         key = frozenset(candidates)
         if key not in self._told_apart:
             self._told_apart[key] = all(self._own_views_right(i, candidates) for i in range(len(candidates)))
@@ -129,22 +187,22 @@ class SecondLook:
 
     def _own_views_right(self, index: int, candidates: Sequence[str]) -> bool:
         label = candidates[index]
-        views = np.unique(self._views[label])
+        views = sorted(self._views[label])
         if len(views) < 2:
             return False
+        tried = [views[i] for i in np.unique(np.linspace(0, len(views) - 1, min(HELD_OUT_VIEWS, len(views))).round().astype(int))]
         right = 0
-        for view in views[np.linspace(0, len(views) - 1, min(HELD_OUT_VIEWS, len(views))).round().astype(int)]:
-            query = self._references[label][self._views[label] == view]
-            verdict = self._verdict(self._votes(query, candidates, {label: int(view)}))
+        for view in tried:
+            verdict = self._verdict(self._inliers(self._views[label][view], candidates, {label: view}))
             if verdict is not None and verdict != index:
                 return False
             right += verdict == index
-        return right * 2 > min(HELD_OUT_VIEWS, len(views))
+        return right * 2 >= len(tried)
 
-    def decide(self, image: np.ndarray, candidates: Sequence[str], belt: Optional[np.ndarray] = None) -> Optional[int]:
+    def decide(self, image: np.ndarray, candidates: Sequence[str], belt: Optional[Keypoints] = None) -> Optional[int]:
         """The index in `candidates` of the product the picture shows, or None when the look cannot tell (a
         candidate without references, candidates it does not tell apart, or too little evidence). `belt`: see
-        votes."""
+        inliers."""
         if len(candidates) < 2 or not self.covers(candidates) or not self.tells_apart(candidates):
             return None
-        return self._verdict(self.votes(image, candidates, belt))
+        return self._verdict(self.inliers(image, candidates, belt))

@@ -13,7 +13,14 @@ from capture.lane import LaneScene
 from inference.feature_stats import FeatureStats, quantiles
 from inference.gallery import Gallery, GalleryError, load_gallery, new_entry, normalized, save_gallery
 from inference.open_catalog import OpenCatalog
-from inference.second_look import SecondLook, keypoint_descriptors, reference_descriptors
+from inference.second_look import (
+    OLDER_REFERENCE_WIDTH,
+    REFERENCE_WIDTH,
+    SecondLook,
+    keypoints_of,
+    off_belt,
+    reference_descriptors,
+)
 
 COFFEE = next(p for p in PRODUCTS if p.label == "coffee beans")
 NAPIX = replace(COFFEE, label="napix bag", text="NAPIX")
@@ -35,16 +42,21 @@ def _at_rest(product, seed):
     return scene.render((current.rest_start + current.rest_end) // 2)
 
 
-def test_descriptors_are_bytes_of_sift_width_and_none_for_a_plain_picture():
-    textured = _at_rest(COFFEE, 1)
-    rows = keypoint_descriptors(textured)
-    assert rows.dtype == np.uint8 and rows.shape[1] == 128 and len(rows) > 10
-    assert keypoint_descriptors(np.full((240, 320, 3), 128, np.uint8)).shape == (0, 128)
+def test_keypoints_have_positions_and_sift_descriptors_and_none_for_a_plain_picture():
+    found = keypoints_of(_at_rest(COFFEE, 1))
+    assert found.points.shape == (len(found), 2) and found.descriptors.shape == (len(found), 128) and len(found) > 10
+    assert found.points.max() <= 480 and found.points.min() >= 0  # in the frame shrunk to 480 px
+    assert len(keypoints_of(np.full((240, 320, 3), 128, np.uint8))) == 0
 
 
-def test_references_remember_which_of_the_views_each_descriptor_came_from(references):
+def test_references_keep_each_keypoints_view_and_position(references):
     rows = references["coffee beans"]
-    assert rows.shape[1] == 129 and set(np.unique(rows[:, 128])) == set(range(20))
+    assert rows.shape[1] == REFERENCE_WIDTH == 133 and set(np.unique(rows[:, 128])) == set(range(20))
+    picture = render_product(COFFEE, 0, 1, 41, RENDER_SIZE)[0]
+    found, one = keypoints_of(picture), reference_descriptors([picture])
+    x = (one[:, 129].astype(int) * 256 + one[:, 130]) / 8
+    y = (one[:, 131].astype(int) * 256 + one[:, 132]) / 8
+    assert np.abs(np.stack([x, y], axis=1) - found.points).max() <= 1 / 16  # positions to 1/8 pixel
 
 
 def test_bags_that_differ_only_by_their_name_are_told_apart_on_the_lane(references):
@@ -75,7 +87,7 @@ def _catalog(references, split_below=0.5):
     dim = 4
     stats = FeatureStats(np.zeros(dim, np.float32), np.eye(dim, dtype=np.float32)[:2], np.array([0, 1]),
                          quantiles(np.linspace(0.5, 1.0, 50)))
-    stats = stats.with_keypoints([np.zeros((0, 129), np.uint8), references["coffee beans"]])
+    stats = stats.with_keypoints([np.zeros((0, REFERENCE_WIDTH), np.uint8), references["coffee beans"]])
     entries = [new_entry(label, normalized(np.eye(dim, dtype=np.float32)[[2 + i]]), 1, "test", references[label])
                for i, label in enumerate(("napix bag", "nadeo bag"))]
     gallery = Gallery("m", dim, tuple(entries))
@@ -147,7 +159,7 @@ def test_a_cached_demo_model_gets_full_size_references_once_with_the_same_weight
     bundle = load_bundle(tiny_bundle)
     assert len(bundle.features.keypoints)  # finetune took references from the tiny training pictures
     if references_before == "none":
-        bundle = replace(bundle, features=replace(bundle.features, keypoints=np.zeros((0, 129), np.uint8),
+        bundle = replace(bundle, features=replace(bundle.features, keypoints=np.zeros((0, REFERENCE_WIDTH), np.uint8),
                                                   keypoint_owners=np.zeros((0,), np.int64)))
     path = save_bundle(bundle, tmp_path / "demo-catalog.bundle")
     upgraded = with_reference_keypoints(load_bundle(path), path)
@@ -158,23 +170,30 @@ def test_a_cached_demo_model_gets_full_size_references_once_with_the_same_weight
     assert with_reference_keypoints(stored, path) is stored  # nothing to add the next time
 
 
-def test_the_cameras_own_empty_belt_votes_for_no_product(references):
-    """Lane seed 27's striped belt looks like the coffee beans' references: an empty frame gets dozens of votes for
-    them, unless the keypoints of another frame of that empty belt take part in the vote."""
+def test_the_cameras_own_empty_belt_counts_for_no_product(references):
+    """Lane seed 27's striped belt: its keypoints, found again at the same places on the next frames, are dropped
+    before a look, so only the product's count."""
     look = SecondLook(references)
     labels = [p.label for p in BAGS]
     scene = LaneScene(seed=27, products=(NAPIX,))
     current = scene.passes_until(0)[0]
     empty, other_empty = scene.render(current.end + 3), scene.render(current.end + 8)
-    belt = keypoint_descriptors(other_empty)
-    assert look.votes(empty, labels)[0] >= 20 and look.votes(empty, labels, belt).sum() <= 2
+    belt = keypoints_of(other_empty)
+    assert len(off_belt(keypoints_of(empty), belt)) < 0.5 * len(keypoints_of(empty))  # most of them
+    assert look.decide(empty, labels, belt) is None
     assert look.decide(_at_rest(NAPIX, 27), labels, belt) == 1
+
+
+def test_references_of_the_format_without_positions_are_not_used(references):
+    older = {label: rows[:, :OLDER_REFERENCE_WIDTH] for label, rows in references.items()}
+    look = SecondLook(older)
+    assert look.labels == () and look.decide(_at_rest(NAPIX, 11), [p.label for p in BAGS]) is None
 
 
 def test_the_catalog_learns_each_cameras_belt_from_frames_the_head_takes_for_it(references):
     stats = FeatureStats(np.zeros(4, np.float32), np.eye(4, dtype=np.float32)[:2], np.array([0, 1]),
                          quantiles(np.linspace(0.5, 1.0, 50)))
-    stats = stats.with_keypoints([np.zeros((0, 129), np.uint8), references["coffee beans"]])
+    stats = stats.with_keypoints([np.zeros((0, REFERENCE_WIDTH), np.uint8), references["coffee beans"]])
     entries = [new_entry(label, normalized(np.eye(4, dtype=np.float32)[[2 + i]]), 1, "test", references[label])
                for i, label in enumerate(("napix bag", "nadeo bag"))]
     catalog = OpenCatalog(("empty", "coffee beans"), stats, Gallery("m", 4, tuple(entries)), background_labels=("empty",))
@@ -185,3 +204,35 @@ def test_the_catalog_learns_each_cameras_belt_from_frames_the_head_takes_for_it(
     found = catalog.recognize(logits, features, 3, [empty_belt, _at_rest(NAPIX, 27)], ["lane", "lane"])
     assert found[0].ranked[0].label == "empty" and not found[0].second_look
     assert found[1].ranked[0].label == "napix bag" and found[1].second_look
+
+
+def test_references_stored_without_positions_are_set_aside_with_a_warning(references, tmp_path, caplog):
+    """Bundles and galleries from before 2026-12-07 still load: their references are not used, and the operator is
+    told what brings the second look back."""
+    import io
+    import logging
+    import threading
+
+    from stream.pipeline.model_slot import ModelSlot
+    from stream.service.gallery_watch import GalleryWatcher
+
+    catalog = _catalog(references)
+    payload = catalog.stats.to_payload()
+    payload["keypoints"] = payload["keypoints"][:, :OLDER_REFERENCE_WIDTH]
+    stats = FeatureStats.from_payload(payload, 2)
+    assert len(stats.keypoints) == 0 and stats.outdated_keypoints == len(references["coffee beans"])
+    with caplog.at_level(logging.WARNING):
+        GalleryWatcher(ModelSlot(), tmp_path / "old.bundle", ("empty", "coffee beans"), "m", stats,
+                       threading.Event())
+    assert "train it again with `streamrec finetune`" in caplog.text
+    path = save_gallery(catalog.gallery, tmp_path / "m.bundle.gallery")
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["keypoints"] = arrays["keypoints"][:, :OLDER_REFERENCE_WIDTH]
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.write_bytes(buffer.getvalue())
+    with caplog.at_level(logging.WARNING):
+        loaded = load_gallery(path, "m")
+    assert loaded.labels == ("napix bag", "nadeo bag") and not loaded.keypoints_by_label()
+    assert "'nadeo bag', 'napix bag'" in caplog.text and "enroll these products again" in caplog.text

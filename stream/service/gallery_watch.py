@@ -34,6 +34,10 @@ class GalleryWatcher(threading.Thread):
         self._slot, self._path, self._labels, self._model_id = slot, gallery_path_for(bundle), labels, model_id
         self._stats, self._stop_event, self._interval = stats, stop, interval
         self._stamp: Optional[tuple[int, int]] = None
+        if stats.outdated_keypoints:
+            log.warning("bundle %s: its %d second-look references are of the format before 2026-12-07 (no keypoint "
+                        "positions) and are not used; train it again with `streamrec finetune` to let the second "
+                        "look tell its look-alikes apart", bundle, stats.outdated_keypoints)
 
     def load_now(self) -> OpenCatalog:
         """The catalog of the gallery as it is now (GalleryError when it is damaged or foreign)."""

@@ -43,7 +43,7 @@ DEMO_AUX_SEED = 900
 DEMO_KEYPOINT_SEED = 5
 """The pictures the demo products' second-look references come from."""
 REFERENCES_KEY = "references"
-DEMO_REFERENCES = f"catalog pictures at full size, seed {DEMO_KEYPOINT_SEED}"
+DEMO_REFERENCES = f"catalog pictures at full size with keypoint positions, seed {DEMO_KEYPOINT_SEED}"
 """Where the demo bundle's second-look references come from (its feature stats' extra)."""
 DEMO_EVENTS = {"enter_frames": 6, "exit_frames": 8, "min_score": 0.8, "exit_score": 0.4, "ignore_labels": [EMPTY_LABEL]}
 
@@ -124,8 +124,9 @@ def build_demo_model(path: Path) -> Bundle:
 def with_reference_keypoints(bundle: Bundle, path: Optional[Path] = None) -> Bundle:
     """The demo bundle with its products' second-look references, from pictures rendered at the catalog's full
     size (the training pictures are too small to show the printed names: references from them make the look
-    abstain). A cached bundle whose references are not these (made before they existed, or built from its
-    training pictures before 2026-12-06) gets them once (a few seconds, same weights), saved again at `path`."""
+    abstain). A cached bundle whose references are not these (made before they existed, built from its training
+    pictures before 2026-12-06, or without keypoint positions before 2026-12-07) gets them once (a few seconds,
+    same weights), saved again at `path`."""
     from capture.catalog_dataset import RENDER_SIZE, render_class
     from inference.second_look import REFERENCE_VIEWS, reference_descriptors
 
