@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from inference.confirmation import UNCONFIRMED_SCALE, Confirmation, Confirmed
 from inference.feature_stats import CALIBRATION_QUANTILES, FeatureStats
 from inference.gallery import Gallery
 from inference.second_look import Keypoints, SecondLook, keypoints_of
@@ -37,6 +38,8 @@ BELT_SCORE = 0.95
 """The head's probability of a background label from which a frame is the empty belt, for its keypoints."""
 LOOKS_PER_BATCH = 16
 """At most this many second looks per batch (about 55 ms each on 2 cores), so a long split stays bounded."""
+CONFIRM_LOOKS_PER_BATCH = 4
+"""At most this many looks per batch confirming confident labels (one per camera showing an unconfirmed label)."""
 BELT_SHARE_NOT_UNKNOWN = 0.25
 """The head's probability of the background labels together from which a frame is not an unknown item: a hand
 resting on the empty belt leaves it much of the belt (0.3-0.6), an unknown product rarely (median 0.02)."""
@@ -50,6 +53,9 @@ class Recognition:
     unknown_score: float
     second_look: bool = False
     """The frame was split between known products and the second look decided it."""
+    unconfirmed: bool = False
+    """The features were confident, the picture's keypoints did not confirm the label (confirmation.py): the scores
+    were lowered, and after a while the frame is unknown."""
 
 
 class OpenCatalog:
@@ -74,6 +80,7 @@ class OpenCatalog:
         self.split_below = split_below
         self._belts: dict[str, tuple[int, Optional[Keypoints]]] = {}
         """Per camera: frames of its empty belt seen since the last one looked at, and that one's keypoints."""
+        self._confirmation = Confirmation(self.second_look, self.labels, self._background, split_below)
 
     @property
     def prototype_count(self) -> int:
@@ -90,17 +97,22 @@ class OpenCatalog:
         combined = self._combine(head, similarity).copy()
         ranking = combined.copy()
         looked = np.zeros(len(combined), bool)
+        checked = Confirmed(looked, looked)
         if images is not None and self.second_look.labels:
             sources = sources or [""] * len(combined)
             self._remember_belts(images, sources, self._shows_background(head, BELT_SCORE))
             looked = self._look_again(combined, ranking, images, sources)
+            checked = self._confirmation.check(ranking, combined, looked, images, sources, self._belt_of,
+                                               CONFIRM_LOOKS_PER_BATCH)
+            combined[checked.demoted] *= min(UNCONFIRMED_SCALE, 0.9 * self.split_below)
         best = np.argsort(-ranking, axis=1)[:, :k]
         unknown = self.unknown_scores(similarity.max(axis=1))
         unknown[self._belt_share(head) >= BELT_SHARE_NOT_UNKNOWN] = 0.0  # a hand on the belt, not an item
+        unknown[checked.unknown] = 1.0
         trained = len(self.head_labels)
         return [Recognition(tuple(Prediction(self.labels[i], int(i), float(row[i]), "head" if i < trained else "gallery")
-                                  for i in order), float(score), bool(decided))
-                for row, order, score, decided in zip(combined, best, unknown, looked)]
+                                  for i in order), float(score), bool(decided), bool(demoted))
+                for row, order, score, decided, demoted in zip(combined, best, unknown, looked, checked.demoted)]
 
     def label_similarity(self, features: torch.Tensor) -> np.ndarray:
         """(N, labels) each label's best cosine similarity to the frame (-1 for a label without prototypes)."""
@@ -151,8 +163,7 @@ candidates follow it in `ranking` with none. Newest
             key = (sources[row], tuple(int(i) for i in top))
             if key not in decided and looks < LOOKS_PER_BATCH:
                 looks += 1
-                belt = self._belts.get(sources[row], (0, None))[1]
-                verdict = self.second_look.decide(images[row], [self.labels[i] for i in top], belt)
+                verdict = self.second_look.decide(images[row], [self.labels[i] for i in top], self._belt_of(sources[row]))
                 if verdict is not None:
                     decided[key] = verdict
             if key in decided:
@@ -162,6 +173,9 @@ candidates follow it in `ranking` with none. Newest
                 ranking[row, top[decided[key]]] = 4.0
                 looked[row] = True
         return looked
+
+    def _belt_of(self, source: str) -> Optional[Keypoints]:
+        return self._belts.get(source, (0, None))[1]
 
     def _shows_background(self, head: np.ndarray, score: float) -> np.ndarray:
         if not self._background:

@@ -98,6 +98,8 @@ def test_a_short_lane_with_enrolled_and_unknown_products_goes_the_way_run_takes_
     assert len(run.batch_seconds) == (frames + 15) // 16
     resting = [s for values in run.resting_similarity.values() for s in values]
     assert resting and all(-1.0 <= s <= 1.0 for s in resting)
+    published = [u for values in run.resting_unknown.values() for u in values]
+    assert len(published) == len(resting) and all(0.0 <= u <= 1.0 for u in published)
 
 
 def test_the_whole_report_on_a_small_scale(tiny_bundle, monkeypatch):

@@ -56,6 +56,14 @@ def test_a_frame_decided_by_the_second_look_says_so_and_others_do_not():
     assert "second_look" not in plain and looked["second_look"] is True
 
 
+def test_a_frame_whose_keypoints_did_not_confirm_its_label_says_so_and_others_do_not():
+    from dataclasses import replace
+
+    _topic, plain = decode(WireEncoder("b").result(sample_result(), 10.0, stale=False))
+    _topic, doubted = decode(WireEncoder("b").result(replace(sample_result(), unconfirmed=True), 10.0, stale=False))
+    assert "unconfirmed" not in plain and doubted["unconfirmed"] is True
+
+
 def test_event_message():
     event = ItemEvent("cam1", EventKind.ITEM_REMOVED, "e1", "cola", 1, 0.91, 30)
     topic, payload = decode(WireEncoder("b").event(event))

@@ -25,6 +25,8 @@ class Result:
     """unknown_score reached the configured threshold."""
     second_look: bool = False
     """The frame was split between known products and a second look at the picture decided it."""
+    unconfirmed: bool = False
+    """The features were confident, the picture's keypoints did not confirm the label: scores lowered."""
 
     @property
     def camera(self) -> str:

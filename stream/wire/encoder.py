@@ -44,6 +44,8 @@ class WireEncoder:
             payload.update(unknown_score=round(result.unknown_score, 4), unknown=result.unknown)
         if result.second_look:
             payload["second_look"] = True
+        if result.unconfirmed:
+            payload["unconfirmed"] = True
         if result.reused:
             payload["reused"] = True
         if stale:

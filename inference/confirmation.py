@@ -1,0 +1,98 @@
+"""Confirming a confident label with the picture's keypoints, per camera.
+
+The features take a package with another name on a known design (a corn-flakes box saying MIKAPIX), or another
+shape in a known colour, for the known product with full confidence: nothing in them tells the two apart. The
+picture at the camera's resolution does: a genuine product at rest shows about as many inliers with its label's
+reference pictures as those pictures show with each other (SecondLook.own_level), a look-alike a fraction.
+
+So while a camera shows a label confidently, its newest such frame of each batch is looked at until one confirms
+the label (then the label holds without looks until the camera shows something else). Frames that do not confirm
+it lose their confidence (scores times UNCONFIRMED_SCALE: they count towards no event); after UNCONFIRMED_FRAMES of
+them the item is unknown (`unknown_score` 1). A product moving in shows too little of itself for a while: it is
+confirmed at rest, so only the first of these frames wait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from inference.second_look import Keypoints, SecondLook
+
+UNCONFIRMED_FRAMES = 20
+"""Frames of a camera's label that do not confirm it before the item is unknown (2026-12-07: a genuine product
+moving in confirmed within 12 frames, at rest always)."""
+UNCONFIRMED_SCALE = 0.45
+"""An unconfirmed frame's scores are multiplied by this (by 0.9 × events.min_score when that is lower): below
+events.min_score, its top three together too (no pick list either)."""
+
+
+@dataclass
+class _Track:
+    """One camera's confident label, whether a frame confirmed it, and how many of its frames did not."""
+
+    label: int = -1
+    confirmed: bool = False
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """Rows whose label did not hold (`demoted`) and, of those, the ones that make the item unknown."""
+
+    demoted: np.ndarray
+    unknown: np.ndarray
+
+
+class Confirmation:
+    """The per-camera state of confirming labels; `look` holds every label's references."""
+
+    def __init__(self, look: SecondLook, labels: Sequence[str], background: Sequence[int], confident: float) -> None:
+        self.look, self.labels = look, tuple(labels)
+        self._background, self._confident = set(background), confident
+        self._tracks: dict[str, _Track] = {}
+
+    def check(self, ranking: np.ndarray, combined: np.ndarray, skip: np.ndarray, images: Sequence[np.ndarray],
+              sources: Sequence[str], belt_of: Callable[[str], Optional[Keypoints]], looks: int) -> Confirmed:
+        """Rows in time order. `skip`: rows the second look already decided; `looks`: at most this many looks."""
+        top = ranking.argmax(axis=1)
+        confident = (combined[np.arange(len(top)), top] >= self._confident) & ~skip
+        verdicts = self._verdicts(top, confident, images, sources, belt_of, looks)
+        demoted, unknown = np.zeros(len(top), bool), np.zeros(len(top), bool)
+        for row, (label, source) in enumerate(zip(top, sources)):
+            if not confident[row]:
+                continue
+            track = self._tracks.setdefault(source, _Track())
+            if label != track.label:
+                self._tracks[source] = track = _Track(int(label))
+            if int(label) in self._background:
+                continue
+            verdict = verdicts.get((source, int(label)))
+            if verdict is None or verdict:
+                track.confirmed = track.confirmed or bool(verdict)
+                continue
+            track.failed += 1
+            demoted[row], unknown[row] = True, track.failed > UNCONFIRMED_FRAMES
+        return Confirmed(demoted, unknown)
+
+    def _verdicts(self, top: np.ndarray, confident: np.ndarray, images: Sequence[np.ndarray], sources: Sequence[str],
+                  belt_of: Callable[[str], Optional[Keypoints]], looks: int) -> dict[tuple[str, int], Optional[bool]]:
+        """Per (camera, label) shown confidently in this batch: whether its newest frame confirms it (None: already
+        confirmed, or a label the look cannot confirm; with no looks left, an unconfirmed label stays so)."""
+        verdicts: dict[tuple[str, int], Optional[bool]] = {}
+        for row in reversed(range(len(top))):
+            key = (sources[row], int(top[row]))
+            if not confident[row] or key in verdicts or key[1] in self._background:
+                continue
+            track = self._tracks.get(key[0])
+            mine = track is not None and track.label == key[1]
+            if mine and track.confirmed or not self.look.can_confirm(self.labels[key[1]]):
+                verdicts[key] = None
+            elif looks <= 0:
+                verdicts[key] = False if mine and track.failed else None
+            else:
+                looks -= 1
+                verdicts[key] = self.look.confirms(images[row], self.labels[key[1]], belt_of(key[0]))
+        return verdicts

@@ -1,0 +1,123 @@
+"""Confirming confident labels: a package with another name on a known design, which the features take for the
+known product with full confidence, is not charged as it; the genuine product is, looked at once."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from capture.catalog import PRODUCTS
+from capture.catalog_dataset import RENDER_SIZE, render_product
+from capture.frame import Frame
+from capture.lane import LaneScene
+from config.schema import EventsConfig
+from inference.confirmation import UNCONFIRMED_FRAMES, UNCONFIRMED_SCALE
+from inference.feature_stats import FeatureStats, quantiles
+from inference.gallery import Gallery
+from inference.open_catalog import OpenCatalog
+from inference.second_look import REFERENCE_WIDTH, SecondLook, reference_descriptors
+from stream.pipeline.events import EventTracker
+from stream.pipeline.result import EventKind, Result
+
+CORN = next(p for p in PRODUCTS if p.label == "corn flakes")
+MIKAPIX = replace(CORN, label="mikapix box", text="MIKAPIX")
+"""Corn flakes' box with another name: a never-enrolled product the features take for corn flakes."""
+PLAIN = replace(CORN, label="plain box", text="", accent=CORN.body)
+
+
+@pytest.fixture(scope="module")
+def references():
+    return {p.label: reference_descriptors(render_product(p, i, 20, 41, RENDER_SIZE)) for i, p in enumerate((CORN, PLAIN))}
+
+
+def _at_rest(product, seed):
+    scene = LaneScene(seed=seed, products=(product,))
+    current = scene.passes_until(0)[0]
+    return scene.render((current.rest_start + current.rest_end) // 2)
+
+
+def test_a_label_is_confirmed_by_its_own_product_and_not_by_another_name_on_its_design(references):
+    look = SecondLook(references)
+    assert look.can_confirm("corn flakes") and look.own_level("corn flakes") >= 12
+    assert not look.can_confirm("oat milk")  # no references
+    for seed in (11, 12, 13):
+        assert look.confirms(_at_rest(CORN, seed), "corn flakes") is True
+        assert look.confirms(_at_rest(MIKAPIX, seed), "corn flakes") is False
+
+
+def test_a_plain_package_is_never_doubted(references):
+    look = SecondLook(references)
+    assert not look.can_confirm("plain box") and look.confirms(_at_rest(MIKAPIX, 11), "plain box") is None
+
+
+class CountingLook(SecondLook):
+    def __init__(self, references):
+        super().__init__(references)
+        self.looks = 0
+
+    def confirms(self, image, label, belt=None):
+        self.looks += 1
+        return super().confirms(image, label, belt)
+
+
+def _catalog(references, min_score=0.8):
+    stats = FeatureStats(np.zeros(4, np.float32), np.eye(4, dtype=np.float32)[:2], np.array([0, 1]),
+                         quantiles(np.linspace(0.5, 1.0, 50)))
+    stats = stats.with_keypoints([np.zeros((0, REFERENCE_WIDTH), np.uint8), references["corn flakes"]])
+    catalog = OpenCatalog(("empty", "corn flakes"), stats, Gallery("m", 4), background_labels=("empty",),
+                          split_below=min_score)
+    catalog.second_look = catalog._confirmation.look = CountingLook(references)
+    return catalog
+
+
+def _recognize(catalog, picture, frames, batch=4):
+    """`frames` frames of `picture` that the features take for corn flakes with full confidence, in batches."""
+    logits, features = torch.tensor([[-6.0, 6.0]] * batch), torch.tensor([[0.0, 1.0, 0.0, 0.0]] * batch)
+    found = []
+    for _ in range(0, frames, batch):
+        found += catalog.recognize(logits, features, 2, [picture] * batch, ["lane"] * batch)
+    return found
+
+
+def test_the_genuine_product_is_looked_at_once_and_keeps_its_scores(references):
+    catalog = _catalog(references)
+    found = _recognize(catalog, _at_rest(CORN, 12), 40)
+    assert all(r.ranked[0].label == "corn flakes" and r.ranked[0].score > 0.99 for r in found)
+    assert not any(r.unconfirmed for r in found) and max(r.unknown_score for r in found) < 0.5
+    assert catalog.second_look.looks == 1
+
+
+def test_another_name_on_the_design_loses_its_confidence_then_is_unknown(references):
+    catalog = _catalog(references)
+    found = _recognize(catalog, _at_rest(MIKAPIX, 12), 40)
+    assert all(r.unconfirmed and r.ranked[0].label == "corn flakes" for r in found)
+    assert found[0].ranked[0].score == pytest.approx(UNCONFIRMED_SCALE, abs=1e-3)
+    assert [r.unknown_score == 1.0 for r in found] == [False] * UNCONFIRMED_FRAMES + [True] * (40 - UNCONFIRMED_FRAMES)
+    assert catalog.second_look.looks == 10  # one per batch while it is not confirmed
+
+
+def test_with_a_low_min_score_an_unconfirmed_frame_still_falls_below_it(references):
+    found = _recognize(_catalog(references, min_score=0.4), _at_rest(MIKAPIX, 12), 4)
+    assert all(r.unconfirmed and sum(p.score for p in r.ranked) < 0.4 for r in found)
+
+
+def test_the_empty_belt_between_items_starts_the_next_one_afresh(references):
+    catalog = _catalog(references)
+    _recognize(catalog, _at_rest(CORN, 12), 8)
+    empty = catalog.recognize(torch.tensor([[8.0, -8.0]]), torch.tensor([[1.0, 0.0, 0.0, 0.0]]), 2,
+                              [_at_rest(CORN, 12)], ["lane"])
+    assert empty[0].ranked[0].label == "empty" and not empty[0].unconfirmed
+    assert all(r.unconfirmed for r in _recognize(catalog, _at_rest(MIKAPIX, 12), 8))
+
+
+def test_on_the_lane_the_look_alike_becomes_an_unknown_item_and_the_genuine_one_is_charged(references):
+    events = EventsConfig(enter_frames=6, exit_frames=8, min_score=0.8, exit_score=0.4, ignore_labels=["empty"])
+    kinds = {}
+    for product in (CORN, MIKAPIX):
+        tracker = EventTracker(events)
+        found = _recognize(_catalog(references), _at_rest(product, 13), 48)
+        kinds[product.label] = [event.kind for n, r in enumerate(found) for event in tracker.update(
+            Result(Frame("lane", n, 0.0, 0.0, np.empty((1, 1, 3), np.uint8)), r.ranked, "m", 0.0,
+                   unknown_score=r.unknown_score, unknown=r.unknown_score >= 0.98, unconfirmed=r.unconfirmed))]
+    assert kinds == {"corn flakes": [EventKind.ITEM_PRESENT], "mikapix box": [EventKind.ITEM_UNKNOWN]}
