@@ -75,6 +75,9 @@ def _spread_start(views: np.ndarray, count: int, rng: np.random.Generator) -> li
     return chosen
 
 
+RECORDED_SOURCES = ("camera:", "web:")
+"""Sources of entries enrolled from a camera recording (`streamrec enroll --source`, the web page)."""
+
 @dataclass(frozen=True)
 class GalleryEntry:
     """One enrolled product."""
@@ -92,6 +95,13 @@ class GalleryEntry:
     keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, REFERENCE_WIDTH), np.uint8))
     """(n, 133) uint8 rows: SIFT keypoints of some of its views, each with its view number and position (the
     second look's references; none for products enrolled before 2026-12-06, or without positions before 2026-12-07)."""
+
+    @property
+    def recorded(self) -> bool:
+        """Its views are frames of one camera recording (`streamrec enroll --source`, the web page's "Add product"):
+        they share the recording's belt and hand, so their references match each other far better than a
+        product on the lane matches them."""
+        return self.source.startswith(RECORDED_SOURCES)
 
     def summary(self) -> dict[str, Any]:
         return {"label": self.label, "views": self.views, "prototypes": int(len(self.prototypes)),
@@ -140,6 +150,10 @@ class Gallery:
         if not rows:
             return np.zeros((0, REFERENCE_WIDTH), np.uint8), np.zeros((0,), np.int64)
         return np.concatenate(rows).astype(np.uint8), np.concatenate(owners)
+
+    def recorded_labels(self) -> tuple[str, ...]:
+        """The labels of entries enrolled from a camera recording (see GalleryEntry.recorded)."""
+        return tuple(entry.label for entry in self.entries if entry.recorded)
 
     def keypoints_by_label(self) -> dict[str, np.ndarray]:
         """The second look's references of the entries that have some."""

@@ -80,7 +80,8 @@ class OpenCatalog:
         self.split_below = split_below
         self._belts: dict[str, tuple[int, Optional[Keypoints]]] = {}
         """Per camera: frames of its empty belt seen since the last one looked at, and that one's keypoints."""
-        self._confirmation = Confirmation(self.second_look, self.labels, self._background, split_below)
+        self._confirmation = Confirmation(self.second_look, self.labels, self._background, split_below,
+                                          gallery.recorded_labels())
 
     @property
     def prototype_count(self) -> int:

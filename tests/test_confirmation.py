@@ -14,7 +14,7 @@ from capture.lane import LaneScene
 from config.schema import EventsConfig
 from inference.confirmation import UNCONFIRMED_FRAMES, UNCONFIRMED_SCALE
 from inference.feature_stats import FeatureStats, quantiles
-from inference.gallery import Gallery
+from inference.gallery import Gallery, new_entry, normalized
 from inference.open_catalog import OpenCatalog
 from inference.second_look import REFERENCE_WIDTH, SecondLook, reference_descriptors
 from stream.pipeline.events import EventTracker
@@ -121,3 +121,18 @@ def test_on_the_lane_the_look_alike_becomes_an_unknown_item_and_the_genuine_one_
             Result(Frame("lane", n, 0.0, 0.0, np.empty((1, 1, 3), np.uint8)), r.ranked, "m", 0.0,
                    unknown_score=r.unknown_score, unknown=r.unknown_score >= 0.98, unconfirmed=r.unconfirmed))]
     assert kinds == {"corn flakes": [EventKind.ITEM_PRESENT], "mikapix box": [EventKind.ITEM_UNKNOWN]}
+
+
+@pytest.mark.parametrize("source, doubted", [("images:/photos/corn", True), ("camera:usb:0", False),
+                                             ("web:lane", False)])
+def test_products_enrolled_from_a_camera_recording_are_not_confirmed(references, source, doubted):
+    """A recording's frames share its belt and hand: their references match each other far better than the
+    product on the lane matches them, so their own level says nothing about the lane."""
+    stats = FeatureStats(np.zeros(4, np.float32), np.eye(4, dtype=np.float32)[:1], np.array([0]),
+                         quantiles(np.linspace(0.5, 1.0, 50)))
+    stats = stats.with_keypoints([np.zeros((0, REFERENCE_WIDTH), np.uint8)])
+    entry = new_entry("flakes", normalized(np.eye(4, dtype=np.float32)[[1]]), 1, source, references["corn flakes"])
+    catalog = OpenCatalog(("empty",), stats, Gallery("m", 4, (entry,)), background_labels=("empty",), split_below=0.8)
+    found = catalog.recognize(torch.tensor([[-6.0]]), torch.tensor([[0.0, 1.0, 0.0, 0.0]]), 2,
+                              [_at_rest(MIKAPIX, 12)], ["lane"])[0]
+    assert found.ranked[0].label == "flakes" and found.unconfirmed is doubted
