@@ -53,8 +53,8 @@ CONFIRM_MIN_OWN = 12
 few keypoints for a missing match to mean anything (2026-12-07: genuine products of such labels showed 0-4 inliers
 at rest)."""
 CONFIRM_SHARE = 0.75
-"""A frame confirms its label when its inliers reach this share of the label's own level (2026-12-07: genuine
-products at rest 0.87 or more, never-enrolled products taken for a label 0.13-0.74)."""
+"""A frame confirms its label when its inliers reach this share of the label's own level (2026-12-07, the demo's
+second product set: genuine products at rest 0.86 or more, never-enrolled products taken for a label 0.12-0.61)."""
 """Before deciding between candidates, this many of each one's reference views are looked at as if they were
 frames (against the other views): the look decides only between products it tells apart on their own pictures."""
 
