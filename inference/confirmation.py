@@ -68,13 +68,13 @@ class Confirmation:
         for row, (label, source) in enumerate(zip(top, sources)):
             if not confident[row]:
                 continue
-            track = self._tracks.setdefault(source, _Track())
-            if label != track.label:
+            track = self._tracks.get(source)
+            if track is None or label != track.label:
                 self._tracks[source] = track = _Track(int(label))
             if int(label) in self._background:
                 continue
             verdict = verdicts.get((source, int(label)))
-            if verdict is None or verdict:
+            if verdict is not False:
                 track.confirmed = track.confirmed or bool(verdict)
                 continue
             track.failed += 1

@@ -78,6 +78,7 @@ def _spread_start(views: np.ndarray, count: int, rng: np.random.Generator) -> li
 RECORDED_SOURCES = ("camera:", "web:")
 """Sources of entries enrolled from a camera recording (`streamrec enroll --source`, the web page)."""
 
+
 @dataclass(frozen=True)
 class GalleryEntry:
     """One enrolled product."""

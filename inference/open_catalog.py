@@ -164,7 +164,8 @@ candidates follow it in `ranking` with none. Newest
             key = (sources[row], tuple(int(i) for i in top))
             if key not in decided and looks < LOOKS_PER_BATCH:
                 looks += 1
-                verdict = self.second_look.decide(images[row], [self.labels[i] for i in top], self._belt_of(sources[row]))
+                candidates = [self.labels[i] for i in top]
+                verdict = self.second_look.decide(images[row], candidates, self._belt_of(sources[row]))
                 if verdict is not None:
                     decided[key] = verdict
             if key in decided:

@@ -48,6 +48,8 @@ OLDER_REFERENCE_WIDTH = DESCRIPTOR_WIDTH + 1
 """References stored before 2026-12-07, without positions: the look cannot use them (the product is enrolled, or
 the bundle trained, again to get new ones)."""
 HELD_OUT_VIEWS = 4
+"""Before deciding between candidates, this many of each one's reference views are looked at as if they were
+frames (against the other views): the look decides only between products it tells apart on their own pictures."""
 CONFIRM_MIN_OWN = 12
 """Only labels whose own level is at least this many inliers are confirmed: a plain package's pictures share too
 few keypoints for a missing match to mean anything (2026-12-07: genuine products of such labels showed 0-4 inliers
@@ -55,8 +57,6 @@ at rest)."""
 CONFIRM_SHARE = 0.75
 """A frame confirms its label when its inliers reach this share of the label's own level (2026-12-07, the demo's
 second product set: genuine products at rest 0.86 or more, never-enrolled products taken for a label 0.12-0.61)."""
-"""Before deciding between candidates, this many of each one's reference views are looked at as if they were
-frames (against the other views): the look decides only between products it tells apart on their own pictures."""
 
 
 @dataclass(frozen=True)

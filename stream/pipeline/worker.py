@@ -304,5 +304,6 @@ class InferenceWorker(threading.Thread):
         found = catalog.recognize(logits, features, self._top_k, [frame.image for frame in frames],
                                   [frame.camera for frame in frames])
         return [Result(frame, r.ranked, model_id, finished, unknown_score=r.unknown_score,
-                       unknown=r.unknown_score >= self._unknown_threshold, second_look=r.second_look, unconfirmed=r.unconfirmed)
+                       unknown=r.unknown_score >= self._unknown_threshold, second_look=r.second_look,
+                       unconfirmed=r.unconfirmed)
                 for frame, r in zip(frames, found)]
