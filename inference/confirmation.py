@@ -49,13 +49,9 @@ class Confirmed:
 class Confirmation:
     """The per-camera state of confirming labels; `look` holds every label's references."""
 
-    def __init__(self, look: SecondLook, labels: Sequence[str], background: Sequence[int], confident: float,
-                 recorded: Sequence[str] = ()) -> None:
-        """`recorded`: labels enrolled from a camera recording, never confirmed (their references' own level counts
-        the recording's belt and hand: 23-198 inliers where the product on the lane shows 0-58)."""
+    def __init__(self, look: SecondLook, labels: Sequence[str], background: Sequence[int], confident: float) -> None:
         self.look, self.labels = look, tuple(labels)
         self._background, self._confident = set(background), confident
-        self._recorded = set(recorded)
         self._tracks: dict[str, _Track] = {}
 
     def check(self, ranking: np.ndarray, combined: np.ndarray, skip: np.ndarray, images: Sequence[np.ndarray],
@@ -92,7 +88,7 @@ class Confirmation:
                 continue
             track = self._tracks.get(key[0])
             mine = track is not None and track.label == key[1]
-            if mine and track.confirmed or not self._can_confirm(self.labels[key[1]]):
+            if mine and track.confirmed or not self.look.can_confirm(self.labels[key[1]]):
                 verdicts[key] = None
             elif looks <= 0:
                 verdicts[key] = False if mine and track.failed else None
@@ -100,6 +96,3 @@ class Confirmation:
                 looks -= 1
                 verdicts[key] = self.look.confirms(images[row], self.labels[key[1]], belt_of(key[0]))
         return verdicts
-
-    def _can_confirm(self, label: str) -> bool:
-        return label not in self._recorded and self.look.can_confirm(label)

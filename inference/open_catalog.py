@@ -76,12 +76,12 @@ class OpenCatalog:
         """In torch, like the model: numpy's BLAS threads spinning beside torch's cost more than the arithmetic."""
         self.labels = self.head_labels + gallery.labels
         self._quantiles = np.asarray(stats.known_similarity, np.float64)
-        self.second_look = SecondLook({**stats.keypoints_by_label(self.head_labels), **gallery.keypoints_by_label()})
+        self.second_look = SecondLook({**stats.keypoints_by_label(self.head_labels), **gallery.keypoints_by_label()},
+                                      gallery.recorded_labels())
         self.split_below = split_below
         self._belts: dict[str, tuple[int, Optional[Keypoints]]] = {}
         """Per camera: frames of its empty belt seen since the last one looked at, and that one's keypoints."""
-        self._confirmation = Confirmation(self.second_look, self.labels, self._background, split_below,
-                                          gallery.recorded_labels())
+        self._confirmation = Confirmation(self.second_look, self.labels, self._background, split_below)
 
     @property
     def prototype_count(self) -> int:

@@ -5,11 +5,14 @@ differ only by their name (one bag of coffee with three brands' names) split a f
 scoring of those features tells them apart. Keypoints of the picture at the camera's resolution do, when they are
 checked for geometry: SIFT keypoints of the frame are matched with each of a candidate's reference pictures
 (Lowe's ratio test), and the matches a single affine transform of the picture explains (RANSAC) are counted
-(inliers). A name's letters agree with the reference's only in the right order and place, so letters shared with
-a look-alike's name (N and A in NAPIX and NADEO) do not count for it. The candidate whose best reference picture
-has at least MIN_INLIERS inliers and MARGIN times the runner-up's wins; otherwise the look abstains and the frame
-stays split. It runs on split frames (about 55 ms each on 2 cores), and, to confirm a confident label
-(confirmation.py), on one frame per batch and camera until the label is confirmed.
+(inliers). Between candidates only distinctive matches count: a keypoint whose nearest descriptor among another
+candidate's references is not much farther (the shared design of look-alikes) counts for none of them, so a name
+tells its package apart even when the rest of the package is the same. A name's letters agree with the
+reference's only in the right order and place, so letters shared with a look-alike's name (N and A in NAPIX and
+NADEO) do not count for it. The candidate whose best reference picture has at least MIN_INLIERS distinctive
+inliers and MARGIN times the runner-up's wins; otherwise the look abstains and the frame stays split. It runs on
+split frames (about 55 ms each on 2 cores), and, to confirm a confident label (confirmation.py), on one frame per
+batch and camera until the label is confirmed.
 """
 
 from __future__ import annotations
@@ -28,11 +31,17 @@ REFERENCE_VIEWS = 20
 RATIO = 0.8
 """A keypoint matches a reference picture's when its nearest descriptor there is this much nearer than the second
 nearest (Lowe's ratio test)."""
+DISTINCT_RATIO = 0.7
+"""Between candidates a match counts only when it is this much nearer than the nearest descriptor of every other
+candidate's references (stricter than RATIO: another candidate offers 20 pictures' keypoints to be near)."""
 MIN_MATCHES = 6
 RANSAC_PIXELS = 6.0
 """A match agrees with a transform when it lands within this many pixels (of the picture shrunk to LOOK_SIDE)."""
 RANSAC_ITERATIONS = 500
-MIN_INLIERS = 15
+MIN_INLIERS = 10
+"""Distinctive inliers a candidate needs to win (2026-12-07, at rest: a tea box with green tea's design and another
+name 10-15 against green tea's 0, where all inliers were 29-38 against 28-33; a never-enrolled NALURO bag at most 8
+for the enrolled NAPIX bag of its design)."""
 MARGIN = 1.5
 BELT_PIXELS = 2.0
 BELT_DISTANCE = 200.0
@@ -49,7 +58,8 @@ OLDER_REFERENCE_WIDTH = DESCRIPTOR_WIDTH + 1
 the bundle trained, again to get new ones)."""
 HELD_OUT_VIEWS = 4
 """Before deciding between candidates, this many of each one's reference views are looked at as if they were
-frames (against the other views): the look decides only between products it tells apart on their own pictures."""
+frames (against the other views): the look decides only between products it never confuses on their own pictures
+and tells apart on at least half of one's."""
 CONFIRM_MIN_OWN = 12
 """Only labels whose own level is at least this many inliers are confirmed: a plain package's pictures share too
 few keypoints for a missing match to mean anything (2026-12-07: genuine products of such labels showed 0-4 inliers
@@ -123,6 +133,42 @@ def off_belt(found: Keypoints, belt: Optional[Keypoints]) -> Keypoints:
     return found.subset(~alike)
 
 
+@dataclass(frozen=True)
+class _Matched:
+    """A query's matches with one reference picture: those passing the ratio test, and the distance of each query
+    keypoint's nearest descriptor there (inf when it has none)."""
+
+    pairs: list
+    view: Keypoints
+    nearest: np.ndarray
+
+    def within(self, distances: np.ndarray) -> "_Matched":
+        """Only the matches nearer than `distances` (one per query keypoint)."""
+        return _Matched([m for m in self.pairs if m.distance < distances[m.queryIdx]], self.view, self.nearest)
+
+
+def _match(matcher: cv2.BFMatcher, query: Keypoints, view: Keypoints) -> _Matched:
+    nearest = np.full(len(query), np.inf)
+    if len(query) < 2 or len(view) < 2:
+        return _Matched([], view, nearest)
+    pairs = matcher.knnMatch(query.descriptors, view.descriptors, k=2)
+    for found in pairs:
+        if found:
+            nearest[found[0].queryIdx] = found[0].distance
+    return _Matched([p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance], view, nearest)
+
+
+def _best_fit(query: Keypoints, matched: Sequence[_Matched]) -> int:
+    """The most inliers of any of the matched reference pictures: pictures are fitted in order of their matches
+    (a picture with no more matches than the best inliers so far cannot beat it)."""
+    best = 0
+    for found in sorted(matched, key=lambda m: -len(m.pairs)):
+        if len(found.pairs) <= best:
+            break
+        best = max(best, _agreeing(query, found.view, found.pairs))
+    return best
+
+
 def _agreeing(query: Keypoints, view: Keypoints, pairs: list) -> int:
     """How many of the query's matches with one reference picture a single affine transform explains."""
     if len(pairs) < MIN_MATCHES:
@@ -137,13 +183,16 @@ def _agreeing(query: Keypoints, view: Keypoints, pairs: list) -> int:
 class SecondLook:
     """Reference keypoints per label; `decide` picks one of a few candidates for a picture, or abstains."""
 
-    def __init__(self, references: Mapping[str, np.ndarray]) -> None:
+    def __init__(self, references: Mapping[str, np.ndarray], recorded: Sequence[str] = ()) -> None:
+        """`recorded`: labels enrolled from a camera recording, never confirmed (their references' own level counts
+        the recording's belt and hand: 23-198 inliers where the product on the lane shows 0-58)."""
         usable = {label: np.asarray(rows) for label, rows in references.items()
                   if len(rows) and np.asarray(rows).shape[1] == REFERENCE_WIDTH}
         self._views = {label: _views_of(rows) for label, rows in usable.items()}
         self._matcher = cv2.BFMatcher(cv2.NORM_L2)
         self._told_apart: dict[frozenset, bool] = {}
         self._own_levels: dict[str, float] = {}
+        self._recorded = frozenset(recorded)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -156,30 +205,25 @@ class SecondLook:
     def inliers(self, image: np.ndarray, candidates: Sequence[str], belt: Optional[Keypoints] = None) -> np.ndarray:
         """(len(candidates),) for each candidate (all must be covered), the inliers of its best reference picture;
         `belt`: keypoints of this camera's empty belt, which never count."""
-        return self._inliers(off_belt(keypoints_of(image), belt), candidates, {})
+        query = off_belt(keypoints_of(image), belt)
+        return np.array([_best_fit(query, self._matched(query, label, None)) for label in candidates])
 
-    def _inliers(self, query: Keypoints, candidates: Sequence[str], leave_out: dict[str, int]) -> np.ndarray:
-        """`leave_out`: a view of a label that is not used."""
-        return np.array([self._best_view(query, label, leave_out.get(label)) for label in candidates])
+    def _distinct(self, query: Keypoints, candidates: Sequence[str], leave_out: dict[str, int]
+                  ) -> tuple[np.ndarray, dict[str, list[_Matched]]]:
+        """Each candidate's distinctive inliers (matches nearer than DISTINCT_RATIO times the nearest descriptor of
+        every other candidate's references), and its matched views; `leave_out`: a view of a label that is not used."""
+        matched = {label: self._matched(query, label, leave_out.get(label)) for label in candidates}
+        nearest = {label: np.min([m.nearest for m in found], axis=0) if found else np.full(len(query), np.inf)
+                   for label, found in matched.items()}
+        counts = []
+        for label in candidates:
+            rival = np.min([nearest[other] for other in candidates if other != label], axis=0)
+            counts.append(_best_fit(query, [m.within(DISTINCT_RATIO * rival) for m in matched[label]]))
+        return np.array(counts), matched
 
-    def _best_view(self, query: Keypoints, label: str, without_view: Optional[int]) -> int:
-        """The most inliers of any of the label's reference pictures: pictures are fitted in order of their matches
-        (a picture with no more matches than the best inliers so far cannot beat it)."""
-        matched = sorted((self._matches(query, view) for number, view in self._views[label].items()
-                          if number != without_view), key=lambda found: -len(found[0]))
-        best = 0
-        for pairs, view in matched:
-            if len(pairs) <= best:
-                break
-            best = max(best, _agreeing(query, view, pairs))
-        return best
-
-    def _matches(self, query: Keypoints, view: Keypoints) -> tuple[list, Keypoints]:
-        """The query's keypoints that match one of the picture's (ratio test), and the picture."""
-        if len(query) < 2 or len(view) < 2:
-            return [], view
-        pairs = self._matcher.knnMatch(query.descriptors, view.descriptors, k=2)
-        return [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance], view
+    def _matched(self, query: Keypoints, label: str, without_view: Optional[int]) -> list[_Matched]:
+        return [_match(self._matcher, query, view) for number, view in self._views[label].items()
+                if number != without_view]
 
     def _verdict(self, counts: np.ndarray) -> Optional[int]:
         best = int(np.argmax(counts))
@@ -188,25 +232,28 @@ class SecondLook:
 
     def tells_apart(self, candidates: Sequence[str]) -> bool:
         """Whether the look decides the candidates' own held-out reference views rightly: never wrong, and right
-        on at least half of each one's. Products that differ only in colour (the look sees grey) are not told apart."""
+        on at least half of one's. Products that differ only in colour (the look sees grey) are not told apart."""
         key = frozenset(candidates)
         if key not in self._told_apart:
-            self._told_apart[key] = all(self._own_views_right(i, candidates) for i in range(len(candidates)))
+            tallies = [self._own_views_tally(i, candidates) for i in range(len(candidates))]
+            self._told_apart[key] = all(t is not None for t in tallies) and any(t for t in tallies)
         return self._told_apart[key]
 
-    def _own_views_right(self, index: int, candidates: Sequence[str]) -> bool:
+    def _own_views_tally(self, index: int, candidates: Sequence[str]) -> Optional[bool]:
+        """None when the look gets one of the candidate's held-out views wrong (or it has fewer than two), else
+        whether it gets at least half of them right."""
         label = candidates[index]
         views = sorted(self._views[label])
         if len(views) < 2:
-            return False
-        tried = [views[i] for i in np.unique(np.linspace(0, len(views) - 1, min(HELD_OUT_VIEWS, len(views))).round().astype(int))]
+            return None
+        picks = np.unique(np.linspace(0, len(views) - 1, min(HELD_OUT_VIEWS, len(views))).round().astype(int))
         right = 0
-        for view in tried:
-            verdict = self._verdict(self._inliers(self._views[label][view], candidates, {label: view}))
+        for view in (views[i] for i in picks):
+            verdict = self._verdict(self._distinct(self._views[label][view], candidates, {label: view})[0])
             if verdict is not None and verdict != index:
-                return False
+                return None
             right += verdict == index
-        return right * 2 >= len(tried)
+        return right * 2 >= len(picks)
 
     def own_level(self, label: str) -> float:
         """The median inliers of the label's reference views, each looked at as a frame against the others: how
@@ -214,13 +261,15 @@ class SecondLook:
         Fewer views make it noisy: a tube whose 20 views give 10 gave 14.5 on 6 of them."""
         if label not in self._own_levels:
             views = self._views.get(label, {})
-            counts = [self._best_view(found, label, view) for view, found in views.items()] if len(views) > 1 else []
+            counts = [_best_fit(found, self._matched(found, label, view)) for view, found in views.items()] \
+                if len(views) > 1 else []
             self._own_levels[label] = float(np.median(counts)) if counts else 0.0
         return self._own_levels[label]
 
     def can_confirm(self, label: str) -> bool:
-        """Whether `label` has references whose own level (CONFIRM_MIN_OWN) lets a look confirm it."""
-        return label in self._views and self.own_level(label) >= CONFIRM_MIN_OWN
+        """Whether `label` has references whose own level (CONFIRM_MIN_OWN) lets a look confirm it (never a
+        recorded one)."""
+        return label in self._views and label not in self._recorded and self.own_level(label) >= CONFIRM_MIN_OWN
 
     def confirms(self, image: np.ndarray, label: str, belt: Optional[Keypoints] = None) -> Optional[bool]:
         """Whether the picture shows as much of `label` as its own pictures show of it (CONFIRM_SHARE of own_level);
@@ -231,8 +280,15 @@ class SecondLook:
 
     def decide(self, image: np.ndarray, candidates: Sequence[str], belt: Optional[Keypoints] = None) -> Optional[int]:
         """The index in `candidates` of the product the picture shows, or None when the look cannot tell (a
-        candidate without references, candidates it does not tell apart, or too little evidence). `belt`: see
-        inliers."""
+        candidate without references, candidates it does not tell apart, or too little evidence). A winner the
+        look can confirm must also show CONFIRM_SHARE of its own level: a never-enrolled package with its design
+        and another name has the winner's distinctive keypoints, not all of them. `belt`: see inliers."""
         if len(candidates) < 2 or not self.covers(candidates) or not self.tells_apart(candidates):
             return None
-        return self._verdict(self.inliers(image, candidates, belt))
+        query = off_belt(keypoints_of(image), belt)
+        counts, matched = self._distinct(query, candidates, {})
+        verdict = self._verdict(counts)
+        if verdict is None or not self.can_confirm(candidates[verdict]):
+            return verdict
+        shown = _best_fit(query, matched[candidates[verdict]])
+        return verdict if shown >= CONFIRM_SHARE * self.own_level(candidates[verdict]) else None

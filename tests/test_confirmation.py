@@ -51,6 +51,18 @@ def test_a_plain_package_is_never_doubted(references):
     assert not look.can_confirm("plain box") and look.confirms(_at_rest(MIKAPIX, 11), "plain box") is None
 
 
+def test_a_split_frame_of_another_name_on_a_known_design_is_not_decided_as_the_known_product(references):
+    look = SecondLook(references)
+    candidates = ["corn flakes", "plain box"]
+    assert look.tells_apart(candidates) and look.decide(_at_rest(CORN, 11), candidates) == 0
+    for seed in (11, 12, 13):  # corn flakes' keypoints tell it from the plain box, but too few of them for itself
+        assert look.decide(_at_rest(MIKAPIX, seed), candidates) is None
+
+
+def test_products_enrolled_from_a_camera_recording_are_never_confirmed_by_the_look(references):
+    assert not SecondLook(references, recorded=["corn flakes"]).can_confirm("corn flakes")
+
+
 class CountingLook(SecondLook):
     def __init__(self, references):
         super().__init__(references)

@@ -28,6 +28,9 @@ NADEO = replace(COFFEE, label="nadeo bag", text="NADEO")
 BAGS = (COFFEE, NAPIX, NADEO)
 BLUE = replace(COFFEE, label="blue coffee", body=(170, 60, 30))
 """The same bag in another colour: the look sees grey and must not decide between it and coffee beans."""
+GREEN_TEA = next(p for p in PRODUCTS if p.label == "green tea")
+TEO = replace(GREEN_TEA, label="teo tea", text="TEO")
+"""Green tea's box with a name sharing two of its letters: most of its keypoints are green tea's too."""
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +69,19 @@ def test_bags_that_differ_only_by_their_name_are_told_apart_on_the_lane(referenc
                 for truth, product in enumerate(BAGS)]
     assert all(verdict in (None, truth) for verdict, truth in verdicts)  # it abstains rather than guess
     assert sum(verdict == truth for verdict, truth in verdicts) >= 10
+
+
+def test_a_name_on_a_shared_design_is_decided_by_the_keypoints_only_one_candidate_has():
+    teas = (GREEN_TEA, TEO)
+    look = SecondLook({p.label: reference_descriptors(render_product(p, i, 20, 41, RENDER_SIZE))
+                       for i, p in enumerate(teas)})
+    labels = [p.label for p in teas]
+    pictures = [(_at_rest(product, seed), truth) for seed in (11, 12, 13) for truth, product in enumerate(teas)]
+    shared = [look.inliers(picture, labels) for picture, _truth in pictures]
+    assert all(counts.min() >= 0.5 * counts.max() for counts in shared)  # all inliers alike: the design
+    verdicts = [(look.decide(picture, labels), truth) for picture, truth in pictures]
+    assert all(verdict in (None, truth) for verdict, truth in verdicts)
+    assert sum(verdict == truth for verdict, truth in verdicts) >= 5
 
 
 def test_products_that_differ_only_in_colour_are_never_decided_by_the_look(references):
