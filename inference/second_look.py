@@ -148,13 +148,10 @@ class _Matched:
 
 
 def _match(matcher: cv2.BFMatcher, query: Keypoints, view: Keypoints) -> _Matched:
-    nearest = np.full(len(query), np.inf)
     if len(query) < 2 or len(view) < 2:
-        return _Matched([], view, nearest)
+        return _Matched([], view, np.full(len(query), np.inf))
     pairs = matcher.knnMatch(query.descriptors, view.descriptors, k=2)
-    for found in pairs:
-        if found:
-            nearest[found[0].queryIdx] = found[0].distance
+    nearest = np.array([found[0].distance if found else np.inf for found in pairs])
     return _Matched([p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance], view, nearest)
 
 
@@ -236,7 +233,7 @@ class SecondLook:
         key = frozenset(candidates)
         if key not in self._told_apart:
             tallies = [self._own_views_tally(i, candidates) for i in range(len(candidates))]
-            self._told_apart[key] = all(t is not None for t in tallies) and any(t for t in tallies)
+            self._told_apart[key] = all(t is not None for t in tallies) and any(tallies)
         return self._told_apart[key]
 
     def _own_views_tally(self, index: int, candidates: Sequence[str]) -> Optional[bool]:
