@@ -206,10 +206,10 @@ def test_a_kiosk_tally_counts_frames_missing_beyond_its_counted_drops_as_lost():
     from stream.tools.bench.kiosks import CameraTally
 
     tally = CameraTally()
-    tally.heartbeat(classified=0, dropped=0)  # seen before the first result: every frame from 1 on counts
+    tally.heartbeat(classified=0, dropped=0, sent_ts=100.0)  # before the first result: every frame from 1 on counts
     for seq in (1, 2, 4, 3, 7, 8):
-        tally.result(seq)
-    tally.heartbeat(classified=5, dropped=2)
+        tally.result(seq, captured_at=100.0 + seq / 30)
+    tally.heartbeat(classified=5, dropped=2, sent_ts=101.0)
     assert (tally.from_start, tally.results, tally.out_of_order) == (True, 5, 1)
     assert (tally.missing, tally.dropped, tally.lost) == (3, 2, 1)
 
@@ -218,11 +218,24 @@ def test_a_kiosk_tally_joined_late_counts_from_its_first_result():
     from stream.tools.bench.kiosks import CameraTally
 
     tally = CameraTally()
-    tally.heartbeat(classified=10, dropped=4)
+    tally.heartbeat(classified=10, dropped=4, sent_ts=100.0)
     for seq in (12, 13, 15):
-        tally.result(seq)
-    tally.heartbeat(classified=13, dropped=5)
+        tally.result(seq, captured_at=100.0 + seq / 100)
+    tally.heartbeat(classified=13, dropped=5, sent_ts=101.0)
     assert (tally.from_start, tally.missing, tally.dropped, tally.lost) == (False, 1, 1, 0)
+
+
+def test_a_kiosk_tally_joined_late_ignores_frames_captured_before_the_heartbeat_it_counts_drops_from():
+    """Frame 13 was dropped, and counted in the first heartbeat seen, while frame 12's result was on its way: not a
+    loss. Frame 17, captured later and neither delivered nor counted, is one."""
+    from stream.tools.bench.kiosks import CameraTally
+
+    tally = CameraTally()
+    tally.heartbeat(classified=11, dropped=4, sent_ts=100.0)
+    for seq, captured_at in ((12, 99.8), (14, 99.95), (15, 100.1), (16, 100.2), (18, 100.3)):
+        tally.result(seq, captured_at)
+    tally.heartbeat(classified=16, dropped=4, sent_ts=101.0)
+    assert (tally.results, tally.first_seq, tally.missing, tally.dropped, tally.lost) == (5, 15, 1, 0, 1)
 
 
 def _remote_result(one_kiosk: dict, kiosks: list) -> dict:

@@ -38,37 +38,47 @@ class KioskError(RuntimeError):
 class CameraTally:
     """One camera's results and the drops its kiosk counted. Frames are numbered from 1: when the watcher's first
     heartbeat says none was classified yet, every frame up to the last result must have arrived or be among the
-    counted drops; a watcher that joined later starts at its first result and the drops counted since the heartbeat
-    before it (less exact: a frame after the first result can be dropped while that result is still on its way)."""
+    counted drops. A watcher that joined later counts from the first result whose frame was captured after the first
+    heartbeat it saw, with the drops that heartbeat counted: a frame captured before it may have been dropped, and
+    counted, while an older frame's result was still on its way (the likely cause of 2 frames reported lost once in CI).
+    When the first message is a result, every drop counts (fewer losses than there may be, never more)."""
 
     first_seq: Optional[int] = None
     last_seq: Optional[int] = None
     results: int = 0
+    counted: int = 0
+    """Results from `first_seq` on."""
     out_of_order: int = 0
     from_start: Optional[bool] = None
     dropped_before: int = 0
     dropped_last: int = 0
+    joined_ts: Optional[float] = None
+    """When joined late: the wall-clock time of the first heartbeat, whose drops `dropped_before` holds."""
 
-    def result(self, frame_seq: int) -> None:
+    def result(self, frame_seq: int, captured_at: float) -> None:
         if self.last_seq is not None and frame_seq <= self.last_seq:
             self.out_of_order += 1
             return
-        if self.first_seq is None:
-            self.first_seq, self.from_start = frame_seq, bool(self.from_start)
         self.last_seq = frame_seq
         self.results += 1
-
-    def heartbeat(self, classified: int, dropped: int) -> None:
         if self.first_seq is None:
-            self.from_start = classified == 0 if self.from_start is None else self.from_start
+            if self.joined_ts is not None and captured_at <= self.joined_ts:
+                return
+            self.first_seq, self.from_start = frame_seq, bool(self.from_start)
+        self.counted += 1
+
+    def heartbeat(self, classified: int, dropped: int, sent_ts: float) -> None:
+        if self.from_start is None:
+            self.from_start = classified == 0
             self.dropped_before = 0 if self.from_start else dropped
+            self.joined_ts = None if self.from_start else sent_ts
         self.dropped_last = dropped
 
     @property
     def missing(self) -> int:
         if self.first_seq is None:
             return 0
-        return self.last_seq - (1 if self.from_start else self.first_seq) + 1 - self.results
+        return self.last_seq - (1 if self.from_start else self.first_seq) + 1 - self.counted
 
     @property
     def dropped(self) -> int:
@@ -115,13 +125,13 @@ class KioskWatch(threading.Thread):
             self.wire_gaps += message["seq"] - seq - 1
         self._wire = (message["boot"], message["seq"])
         if message["type"] == "result":
-            self.cameras[message["camera"]].result(message["frame_seq"])
+            self.cameras[message["camera"]].result(message["frame_seq"], message["captured_at"])
             if self.recording.is_set():
                 self.latencies.append(message["latency_ms"])
             self.first_result.set()
         elif message["type"] == "heartbeat":
             for camera, entry in message["cameras"].items():
-                self.cameras[camera].heartbeat(entry["classified"], entry["dropped"])
+                self.cameras[camera].heartbeat(entry["classified"], entry["dropped"], message["ts"])
             self.last_heartbeat_mono = self.last_message_mono
 
     def finish(self, timeout_s: float = 5.0) -> None:
