@@ -4,9 +4,10 @@ product the frame is.
 Every label, trained or enrolled, has prototypes in the same (centred, unit-length) feature space. A softmax over
 each label's best cosine similarity (times a temperature) says how much of the frame's probability belongs to
 each enrolled product and how much to the trained ones together; the trained share is then split the way the
-head, which knows its own products best, splits it. With an empty gallery the list is exactly the head's, except
-that a frame split between a few known products, given with its picture, gets a second look (second_look.py):
-when the picture's keypoints decide, the winner takes the candidates' shares.
+head, which knows its own products best, splits it; where the head finds the belt more likely than not, the
+background labels keep the head's probability (BELT_KEEPS_FROM). With an empty gallery the list is exactly the
+head's, except that a frame split between a few known products, given with its picture, gets a second look
+(second_look.py): when the picture's keypoints decide, the winner takes the candidates' shares.
 
 `unknown_score` is the share of known validation pictures that were more similar to their nearest prototype
 than this frame is to any: 0.5 is a typical known picture, 0.99 is further from every known product than 99%
@@ -43,6 +44,12 @@ CONFIRM_LOOKS_PER_BATCH = 4
 BELT_SHARE_NOT_UNKNOWN = 0.25
 """The head's probability of the background labels together from which a frame is not an unknown item: a hand
 resting on the empty belt leaves it much of the belt (0.3-0.6), an unknown product rarely (median 0.02)."""
+
+BELT_KEEPS_FROM = 0.5
+"""The head's probability of the background labels together from which the combination leaves them at least as
+much: the head thinks it more likely than not that no product is in view (a hand resting on the empty lane,
+0.59, that the features put nearest an enrolled can), so no enrolled product can reach a min_score above 0.5.
+An enrolled product at rest that the head cannot place leaves the belt 0.35-0.40 (demo, open lane)."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,23 @@ class OpenCatalog:
         share = np.exp(z)
         share /= share.sum(axis=1, keepdims=True)
         trained_share = share[:, :trained].sum(axis=1, keepdims=True)
-        return np.concatenate([head * trained_share, share[:, trained:]], axis=1)
+        return self._belt_keeps_its_share(head, np.concatenate([head * trained_share, share[:, trained:]], axis=1))
+
+    def _belt_keeps_its_share(self, head: np.ndarray, combined: np.ndarray) -> np.ndarray:
+        """Where the head gives the background labels together at least BELT_KEEPS_FROM, they keep at least the
+        head's probability: an enrolled product's likeness does not turn the belt (or a hand over it) into that
+        product. The other labels shrink in proportion."""
+        rows = self._belt_share(head) >= BELT_KEEPS_FROM
+        if not rows.any():
+            return combined
+        belt = combined[np.ix_(rows, self._background)]
+        kept = np.maximum(belt, head[np.ix_(rows, self._background)])
+        rest = np.clip(1.0 - belt.sum(axis=1, keepdims=True), 1e-12, None)
+        scale = np.clip(1.0 - kept.sum(axis=1, keepdims=True), 0.0, None) / rest
+        lifted = combined[rows] * scale
+        lifted[:, self._background] = kept
+        combined[rows] = lifted
+        return combined
 
     def _remember_belts(self, images: Sequence[np.ndarray], sources: Sequence[str], empty: np.ndarray) -> None:
         """Keep the keypoints of each camera's empty belt (one frame in BELT_EVERY that the head takes for a

@@ -144,7 +144,8 @@ def test_products_enrolled_from_a_camera_recording_are_not_confirmed(references,
                          quantiles(np.linspace(0.5, 1.0, 50)))
     stats = stats.with_keypoints([np.zeros((0, REFERENCE_WIDTH), np.uint8)])
     entry = new_entry("flakes", normalized(np.eye(4, dtype=np.float32)[[1]]), 1, source, references["corn flakes"])
-    catalog = OpenCatalog(("empty",), stats, Gallery("m", 4, (entry,)), background_labels=("empty",), split_below=0.8)
-    found = catalog.recognize(torch.tensor([[-6.0]]), torch.tensor([[0.0, 1.0, 0.0, 0.0]]), 2,
+    catalog = OpenCatalog(("empty", "cola"), stats, Gallery("m", 4, (entry,)), background_labels=("empty",),
+                          split_below=0.8)
+    found = catalog.recognize(torch.tensor([[-6.0, 0.0]]), torch.tensor([[0.0, 1.0, 0.0, 0.0]]), 2,
                               [_at_rest(MIKAPIX, 12)], ["lane"])[0]
     assert found.ranked[0].label == "flakes" and found.unconfirmed is doubted

@@ -153,3 +153,17 @@ def test_a_hand_resting_on_the_empty_lane_leaves_the_belt_enough_of_the_head_to_
     aware = OpenCatalog(("cola", "water"), stats, _gallery("oat milk"), background_labels=("water",))
     found = aware.recognize(torch.tensor([[cola_logit, 0.0]]), torch.from_numpy(far.astype(np.float32)), 1)[0]
     assert found.unknown_score == unknown
+
+
+def test_the_belt_the_head_finds_more_likely_than_not_keeps_its_share_however_like_an_enrolled_product():
+    """A hand over the empty lane can sit nearest an enrolled product: where the head gives the belt at least half,
+    the belt keeps the head's probability; below half (a product the head cannot place) the gallery's share stands."""
+    stats = _catalog(Gallery("model-1234", DIM)).stats
+    aware = OpenCatalog(("cola", "water"), stats, _gallery("oat milk"), background_labels=("water",))
+    like_oat_milk = torch.from_numpy(np.eye(DIM, dtype=np.float32)[[4, 4, 4]])
+    found = aware.recognize(torch.tensor([[0.0, 3.0], [0.2, 0.0], [3.0, 0.0]]), like_oat_milk, 3)
+    belt, unplaced, product = found
+    assert belt.ranked[0].label == "water" and belt.ranked[0].score == pytest.approx(0.953, abs=1e-3)
+    assert unplaced.ranked[0].label == "oat milk" and unplaced.ranked[0].score > 0.99
+    assert product.ranked[0].label == "oat milk" and product.ranked[0].score > 0.99
+    assert all(sum(p.score for p in r.ranked) == pytest.approx(1.0, abs=1e-5) for r in found)
