@@ -4,6 +4,7 @@ through the tiny bundle with a gallery."""
 import io
 
 import numpy as np
+import pytest
 
 from capture.catalog import PRODUCTS
 from capture.lane import LaneScene
@@ -22,6 +23,7 @@ from stream.tools.open_catalog_eval import (
     events_named,
     recognize_lane,
     rest_to_present_ms,
+    write_latency,
     score_passes,
 )
 
@@ -55,6 +57,12 @@ def test_passes_are_scored_per_group_and_latency_counts_from_rest():
     assert (tallies["trained"].correct, tallies["enrolled"].correct) == (1, 1)
     assert tallies["unknown"].flagged_unknown == 1 and tallies["unknown"].charged_other == 0
     assert rest_to_present_ms(scene, run, frames) == [100.0 + 10.0] * 2
+    run.frame_seconds = [0.004, 0.005, 0.03]
+    assert run.live_seconds() == pytest.approx(0.010 + 0.005)  # the batch wait (max_wait_ms) and the median frame
+    assert rest_to_present_ms(scene, run, frames, run.live_seconds()) == pytest.approx([100.0 + 15.0] * 2)
+    out = io.StringIO()
+    write_latency(scene, run, frames, out)
+    assert "p99 115 ms over 2 passes" in out.getvalue() and "batches of 16, 10 ms each: p99 110 ms" in out.getvalue()
 
 
 def test_every_wrong_charge_is_listed_with_the_label_it_was_charged_as():
@@ -96,6 +104,7 @@ def test_a_short_lane_with_enrolled_and_unknown_products_goes_the_way_run_takes_
     run = recognize_lane(classifier, OpenCatalog(bundle.labels, bundle.features, gallery), scene, frames,
                          EventsConfig(**DEMO_EVENTS), threshold=0.99)
     assert len(run.batch_seconds) == (frames + 15) // 16
+    assert len(run.frame_seconds) == 1 and run.frame_seconds[0] > 0  # the first batch's newest frame, timed alone
     resting = [s for values in run.resting_similarity.values() for s in values]
     assert resting and all(-1.0 <= s <= 1.0 for s in resting)
     published = [u for values in run.resting_unknown.values() for u in values]

@@ -19,7 +19,7 @@ from capture.catalog_dataset import RENDER_SIZE
 from capture.frame import Frame
 from capture.lane import LaneScene
 from capture.new_products import new_products, render_products
-from config.schema import EventsConfig, ModelConfig
+from config.schema import BatchingConfig, EventsConfig, ModelConfig
 from inference.bundle import Bundle
 from inference.enrollment import Enroller, ViewTally
 from inference.enrollment_steps import preview_of
@@ -39,6 +39,11 @@ ENROLL_VIEWS = 50
 LANE_ROUNDS = 2
 EMPTY_LANE_FRAMES = 30 * 60 * 2
 BATCH = 16
+ONE_FRAME_EVERY = 8
+"""One batch in this many, its newest frame is also timed alone (model and catalog): a live camera's frames run in
+batches of what has queued (one, when the worker keeps up), after at most `batching.max_wait_ms`, never 16."""
+TIMING_SOURCE = "timing"
+"""The camera the frames timed alone are recognized as, so their looks leave the lane's own state alone."""
 
 
 @dataclass
@@ -70,6 +75,13 @@ class OpenLaneRun:
     resting_similarity: dict[int, list[float]] = field(default_factory=dict)
     resting_unknown: dict[int, list[float]] = field(default_factory=dict)
     batch_seconds: list[float] = field(default_factory=list)
+    frame_seconds: list[float] = field(default_factory=list)
+    """Model and catalog for one frame alone (ONE_FRAME_EVERY)."""
+
+    def live_seconds(self) -> float:
+        """What a live camera's frame waits for its result: the batch wait and one frame's model and catalog."""
+        alone = float(np.median(self.frame_seconds)) if self.frame_seconds else 0.0
+        return BatchingConfig().max_wait_ms / 1000 + alone
 
 
 @dataclass
@@ -111,6 +123,8 @@ def recognize_lane(classifier, catalog: OpenCatalog, scene: LaneScene, frames: i
         logits, features = classifier.predict_with_features(preprocess(images))
         found = catalog.recognize(logits, features, 3, images)
         run.batch_seconds.append(time.monotonic() - began)
+        if len(run.batch_seconds) % ONE_FRAME_EVERY == 1:
+            run.frame_seconds.append(_one_frame_seconds(classifier, catalog, preprocess, images[-1]))
         nearest = catalog.label_similarity(features).max(axis=1)
         for offset, (recognition, similarity) in enumerate(zip(found, nearest)):
             n = start + offset
@@ -123,6 +137,13 @@ def recognize_lane(classifier, catalog: OpenCatalog, scene: LaneScene, frames: i
                 run.resting_similarity.setdefault(current.index, []).append(float(similarity))
                 run.resting_unknown.setdefault(current.index, []).append(recognition.unknown_score)
     return run
+
+
+def _one_frame_seconds(classifier, catalog: OpenCatalog, preprocess: BatchPreprocessor, image: np.ndarray) -> float:
+    began = time.monotonic()
+    logits, features = classifier.predict_with_features(preprocess([image]))
+    catalog.recognize(logits, features, 3, [image], [TIMING_SOURCE])
+    return time.monotonic() - began
 
 
 def _batches(scene: LaneScene, frames: int) -> Iterator[tuple[int, list[np.ndarray]]]:
@@ -150,10 +171,12 @@ def score_passes(scene: LaneScene, run: OpenLaneRun, frames: int, groups: dict[s
     return tallies
 
 
-def rest_to_present_ms(scene: LaneScene, run: OpenLaneRun, frames: int) -> list[float]:
-    """Per correct item_present: from the product coming to rest to the frame that fired it, plus that frame's
-    batch time (negative: recognised while still moving in)."""
-    per_frame_s = float(np.median(run.batch_seconds)) if run.batch_seconds else 0.0
+def rest_to_present_ms(scene: LaneScene, run: OpenLaneRun, frames: int, processing_s: float | None = None
+                       ) -> list[float]:
+    """Per correct item_present: from the product coming to rest to the frame that fired it, plus `processing_s`
+    (default: the median batch's time; negative: recognised while still moving in)."""
+    per_frame_s = processing_s if processing_s is not None else (
+        float(np.median(run.batch_seconds)) if run.batch_seconds else 0.0)
     delays = []
     for current in (p for p in scene.passes_until(frames) if p.next_start <= frames):
         fired = [n for n, e in run.events if current.start <= n < current.next_start
@@ -270,8 +293,19 @@ def _report(scene: LaneScene, run: OpenLaneRun, frames: int, groups: dict[str, s
         out.write(f"  unknown-item detection, frames at rest: AUROC {auroc(-np.array(known), -np.array(novel)):.3f} by "
                   f"the nearest prototype's similarity, {auroc(*map(np.array, published)):.3f} by the published "
                   f"unknown_score (with belt and confirmations) (goal 0.95)\n")
-    delays = rest_to_present_ms(scene, run, frames)
-    if delays:
-        out.write(f"  product at rest -> item_present: p50 {np.percentile(delays, 50):.0f} ms, p99 "
-                  f"{np.percentile(delays, 99):.0f} ms over {len(delays)} passes (goal p99 <= 300 ms; frames at "
-                  f"{scene.fps:.0f} fps plus the batch's model time)\n")
+    write_latency(scene, run, frames, out)
+
+
+def write_latency(scene: LaneScene, run: OpenLaneRun, frames: int, out: TextIO) -> None:
+    """Product at rest -> item_present as a live camera has it (one frame's processing), and with the evaluation's
+    own batches of BATCH frames."""
+    live_s = run.live_seconds()
+    delays = rest_to_present_ms(scene, run, frames, live_s)
+    if not delays:
+        return
+    batched = rest_to_present_ms(scene, run, frames)
+    out.write(f"  product at rest -> item_present: p50 {np.percentile(delays, 50):.0f} ms, p99 "
+              f"{np.percentile(delays, 99):.0f} ms over {len(delays)} passes (goal p99 <= 300 ms; frames at "
+              f"{scene.fps:.0f} fps plus {live_s * 1000:.0f} ms, the batch wait and one frame's model and catalog "
+              f"timed alone: a live camera's frames run in small batches; with this evaluation's batches of {BATCH}, "
+              f"{np.median(run.batch_seconds) * 1000:.0f} ms each: p99 {np.percentile(batched, 99):.0f} ms)\n")
