@@ -5,11 +5,12 @@ shape in a known colour, for the known product with full confidence: nothing in 
 picture at the camera's resolution does: a genuine product at rest shows about as many inliers with its label's
 reference pictures as those pictures show with each other (SecondLook.own_level), a look-alike a fraction.
 
-So while a camera shows a label confidently, its newest such frame of each batch is looked at until one confirms
-the label (then the label holds without looks until the camera shows something else). Frames that do not confirm
-it lose their confidence (scores times UNCONFIRMED_SCALE: they count towards no event); after UNCONFIRMED_FRAMES of
-them the item is unknown (`unknown_score` 1). A product moving in shows too little of itself for a while: it is
-confirmed at rest, so only the first of these frames wait.
+A label enrolled from photos is also confirmed by its colours (colour_look.py): a frame whose product does not show
+them does not confirm it, whatever its keypoints. So while a camera shows a label confidently, its newest such frame
+of each batch is looked at until one confirms the label (then the label holds without looks until the camera shows
+something else). Frames that do not confirm it lose their confidence (scores times UNCONFIRMED_SCALE: they count
+towards no event); after UNCONFIRMED_FRAMES of them the item is unknown (`unknown_score` 1). A product moving in
+shows too little of itself for a while: it is confirmed at rest, so only the first of these frames wait.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from inference.colour_look import ColourLook
 from inference.second_look import Keypoints, SecondLook
 
 UNCONFIRMED_FRAMES = 20
@@ -39,6 +41,14 @@ class _Track:
 
 
 @dataclass(frozen=True)
+class EmptyBelt:
+    """One camera's empty belt: its keypoints (which count for no product) and its picture shrunk for colours."""
+
+    keypoints: Keypoints
+    picture: np.ndarray
+
+
+@dataclass(frozen=True)
 class Confirmed:
     """Rows whose label did not hold (`demoted`) and, of those, the ones that make the item unknown."""
 
@@ -47,15 +57,17 @@ class Confirmed:
 
 
 class Confirmation:
-    """The per-camera state of confirming labels; `look` holds every label's references."""
+    """The per-camera state of confirming labels; `look` holds every label's references, `colours` the colour
+    signatures of the labels enrolled from photos."""
 
-    def __init__(self, look: SecondLook, labels: Sequence[str], background: Sequence[int], confident: float) -> None:
-        self.look, self.labels = look, tuple(labels)
+    def __init__(self, look: SecondLook, colours: ColourLook, labels: Sequence[str], background: Sequence[int],
+                 confident: float) -> None:
+        self.look, self.colours, self.labels = look, colours, tuple(labels)
         self._background, self._confident = set(background), confident
         self._tracks: dict[str, _Track] = {}
 
     def check(self, ranking: np.ndarray, combined: np.ndarray, skip: np.ndarray, images: Sequence[np.ndarray],
-              sources: Sequence[str], belt_of: Callable[[str], Optional[Keypoints]], looks: int) -> Confirmed:
+              sources: Sequence[str], belt_of: Callable[[str], Optional[EmptyBelt]], looks: int) -> Confirmed:
         """Rows in time order. `skip`: rows the second look already decided; `looks`: at most this many looks."""
         top = ranking.argmax(axis=1)
         confident = (combined[np.arange(len(top)), top] >= self._confident) & ~skip
@@ -78,7 +90,7 @@ class Confirmation:
         return Confirmed(demoted, unknown)
 
     def _verdicts(self, top: np.ndarray, confident: np.ndarray, images: Sequence[np.ndarray], sources: Sequence[str],
-                  belt_of: Callable[[str], Optional[Keypoints]], looks: int) -> dict[tuple[str, int], Optional[bool]]:
+                  belt_of: Callable[[str], Optional[EmptyBelt]], looks: int) -> dict[tuple[str, int], Optional[bool]]:
         """Per (camera, label) shown confidently in this batch: whether its newest frame confirms it (None: already
         confirmed, or a label the look cannot confirm; with no looks left, an unconfirmed label stays so)."""
         verdicts: dict[tuple[str, int], Optional[bool]] = {}
@@ -88,11 +100,20 @@ class Confirmation:
                 continue
             track = self._tracks.get(key[0])
             mine = track is not None and track.label == key[1]
-            if mine and track.confirmed or not self.look.can_confirm(self.labels[key[1]]):
+            label = self.labels[key[1]]
+            if mine and track.confirmed or not (self.look.can_confirm(label) or self.colours.can_confirm(label)):
                 verdicts[key] = None
             elif looks <= 0:
                 verdicts[key] = False if mine and track.failed else None
             else:
                 looks -= 1
-                verdicts[key] = self.look.confirms(images[row], self.labels[key[1]], belt_of(key[0]))
+                verdicts[key] = self._confirms(images[row], label, belt_of(key[0]))
         return verdicts
+
+    def _confirms(self, image: np.ndarray, label: str, belt: Optional[EmptyBelt]) -> Optional[bool]:
+        """False when the colours or the keypoints say no, True when one says yes and neither no, else None."""
+        by_colour = self.colours.confirms(image, label, None if belt is None else belt.picture)
+        if by_colour is False:
+            return False
+        by_keypoints = self.look.confirms(image, label, None if belt is None else belt.keypoints)
+        return by_colour if by_keypoints is None else by_keypoints

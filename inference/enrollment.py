@@ -9,8 +9,9 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from inference.colour_look import colour_signature
 from inference.feature_stats import FeatureStats
-from inference.gallery import GalleryEntry, new_entry, normalized
+from inference.gallery import RECORDED_SOURCES, GalleryEntry, new_entry, normalized
 from inference.preprocess import BatchPreprocessor
 from inference.second_look import reference_descriptors
 
@@ -149,8 +150,9 @@ class Enroller:
     def entry(self, label: str, kept: np.ndarray, source: str, tally: ViewTally,
               views: Sequence[np.ndarray] = ()) -> GalleryEntry:
         """The gallery entry of `label` from its kept views (EnrollmentError when there are too few), with the
-        second look's references from the sharp ones of the `views` offered."""
+        second look's references from the sharp ones of the `views` offered, and, for photos, their colours."""
         if len(kept) < MIN_VIEWS:
             raise EnrollmentError(f"only {tally.line()}; {label!r} needs at least {MIN_VIEWS} usable views: "
                                   "give more (or sharper) pictures of the product, each from another side")
-        return new_entry(label, kept, self.prototypes, source, sharp_references(views))
+        colours = None if source.startswith(RECORDED_SOURCES) else colour_signature(views)
+        return new_entry(label, kept, self.prototypes, source, sharp_references(views), colours)

@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from inference.artifacts import staged
+from inference.colour_look import HUE_BINS
 from inference.errors import ModelError
 from inference.second_look import OLDER_REFERENCE_WIDTH, REFERENCE_WIDTH
 
@@ -96,6 +97,9 @@ class GalleryEntry:
     keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, REFERENCE_WIDTH), np.uint8))
     """(n, 133) uint8 rows: SIFT keypoints of some of its views, each with its view number and position (the
     second look's references; none for products enrolled before 2026-12-06, or without positions before 2026-12-07)."""
+    colours: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    """(HUE_BINS,) the colour signature of its pictures (colour_look.py); empty for a grey product, one enrolled from
+    a camera recording, or one enrolled before 2026-12-08."""
 
     @property
     def recorded(self) -> bool:
@@ -107,7 +111,7 @@ class GalleryEntry:
     def summary(self) -> dict[str, Any]:
         return {"label": self.label, "views": self.views, "prototypes": int(len(self.prototypes)),
                 "source": self.source, "enrolled_at": self.enrolled_at, "look_alike": self.look_alike or None,
-                "keypoints": int(len(self.keypoints))}
+                "keypoints": int(len(self.keypoints)), "colours": bool(len(self.colours))}
 
 
 @dataclass(frozen=True)
@@ -160,13 +164,26 @@ class Gallery:
         """The second look's references of the entries that have some."""
         return {entry.label: entry.keypoints for entry in self.entries if len(entry.keypoints)}
 
+    def colours_by_label(self) -> dict[str, np.ndarray]:
+        """The colour signatures of the entries that have one."""
+        return {entry.label: entry.colours for entry in self.entries if len(entry.colours)}
+
+    def colour_matrix(self) -> np.ndarray:
+        """(entries, HUE_BINS) every entry's colour signature, zeros for those without one."""
+        rows = [entry.colours if len(entry.colours) == HUE_BINS else np.zeros(HUE_BINS, np.float32)
+                for entry in self.entries]
+        return np.array(rows, np.float32).reshape(len(rows), HUE_BINS)
+
 
 def new_entry(label: str, unit_views: np.ndarray, prototypes_per_label: int, source: str,
-              keypoints: Optional[np.ndarray] = None) -> GalleryEntry:
-    """An entry from the normalized features of its kept views (and the second look's references)."""
+              keypoints: Optional[np.ndarray] = None, colours: Optional[np.ndarray] = None) -> GalleryEntry:
+    """An entry from the normalized features of its kept views (and the second look's references, and its colour
+    signature)."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     entry = GalleryEntry(label, prototypes_of(unit_views, prototypes_per_label), int(len(unit_views)), source, now)
-    return entry if keypoints is None else replace(entry, keypoints=np.asarray(keypoints, np.uint8))
+    if keypoints is not None:
+        entry = replace(entry, keypoints=np.asarray(keypoints, np.uint8))
+    return entry if colours is None else replace(entry, colours=np.asarray(colours, np.float32))
 
 
 def save_gallery(gallery: Gallery, path: Path) -> Path:
@@ -179,7 +196,8 @@ def save_gallery(gallery: Gallery, path: Path) -> Path:
     with staged(Path(path)) as partial:
         with open(partial, "wb") as handle:
             np.savez(handle, header=np.frombuffer(json.dumps(header).encode(), np.uint8), prototypes=rows,
-                     owners=owners, keypoints=keypoints, keypoint_owners=keypoint_owners)
+                     owners=owners, keypoints=keypoints, keypoint_owners=keypoint_owners,
+                     colours=gallery.colour_matrix())
         load_gallery(partial, gallery.model_id)
         partial.chmod(0o644)
     return Path(path)
@@ -193,10 +211,23 @@ def load_gallery(path: Path, model_id: Optional[str] = None) -> Gallery:
             header = json.loads(archive["header"].tobytes().decode())
             rows, owners = archive["prototypes"], archive["owners"]
             keypoints = _stored_keypoints(archive)
+            colours = archive["colours"] if "colours" in archive.files else None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as exc:
         raise GalleryError(f"gallery {path} is damaged or truncated ({exc.__class__.__name__}: {str(exc)[:120]}); "
                            f"restore it from a backup, or move it away and enroll the products again") from None
-    return _with_keypoints(_checked(header, rows, owners, path, model_id), keypoints, path)
+    gallery = _with_keypoints(_checked(header, rows, owners, path, model_id), keypoints, path)
+    return _with_colours(gallery, colours, path)
+
+
+def _with_colours(gallery: Gallery, colours: Optional[np.ndarray], path: Path) -> Gallery:
+    """The entries with their stored colour signatures (none in a gallery written before 2026-12-08)."""
+    if colours is None:
+        return gallery
+    if colours.shape != (len(gallery.entries), HUE_BINS) or not np.all(np.isfinite(colours)):
+        raise GalleryError(f"gallery {path} is inconsistent (colour table {colours.shape}); enroll again")
+    entries = tuple(replace(entry, colours=row.astype(np.float32) if row.any() else np.zeros(0, np.float32))
+                    for entry, row in zip(gallery.entries, colours))
+    return replace(gallery, entries=entries)
 
 
 def _stored_keypoints(archive) -> Optional[tuple[np.ndarray, np.ndarray]]:

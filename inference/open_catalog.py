@@ -23,7 +23,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from inference.confirmation import UNCONFIRMED_SCALE, Confirmation, Confirmed
+from inference.colour_look import ColourLook, shrunk
+from inference.confirmation import UNCONFIRMED_SCALE, Confirmation, Confirmed, EmptyBelt
 from inference.feature_stats import CALIBRATION_QUANTILES, FeatureStats
 from inference.gallery import Gallery
 from inference.second_look import Keypoints, SecondLook, keypoints_of
@@ -86,9 +87,10 @@ class OpenCatalog:
         self.second_look = SecondLook({**stats.keypoints_by_label(self.head_labels), **gallery.keypoints_by_label()},
                                       gallery.recorded_labels())
         self.split_below = split_below
-        self._belts: dict[str, tuple[int, Optional[Keypoints]]] = {}
-        """Per camera: frames of its empty belt seen since the last one looked at, and that one's keypoints."""
-        self._confirmation = Confirmation(self.second_look, self.labels, self._background, split_below)
+        self._belts: dict[str, tuple[int, Optional[EmptyBelt]]] = {}
+        """Per camera: frames of its empty belt seen since the last one looked at, and that one."""
+        self._confirmation = Confirmation(self.second_look, ColourLook(gallery.colours_by_label()), self.labels,
+                                          self._background, split_below)
 
     @property
     def prototype_count(self) -> int:
@@ -106,11 +108,12 @@ class OpenCatalog:
         ranking = combined.copy()
         looked = np.zeros(len(combined), bool)
         checked = Confirmed(looked, looked)
-        if images is not None and self.second_look.labels:
+        if images is not None and (self.second_look.labels or self._confirmation.colours.labels):
             sources = sources or [""] * len(combined)
             self._remember_belts(images, sources, self._shows_background(head, BELT_SCORE))
             looked = self._look_again(combined, ranking, images, sources)
-            checked = self._confirmation.check(ranking, combined, looked, images, sources, self._belt_of,
+            checked = self._confirmation.check(ranking, combined, looked, images, sources,
+                                               lambda source: self._belts.get(source, (0, None))[1],
                                                CONFIRM_LOOKS_PER_BATCH)
             combined[checked.demoted] *= min(UNCONFIRMED_SCALE, 0.9 * self.split_below)
         best = np.argsort(-ranking, axis=1)[:, :k]
@@ -159,15 +162,15 @@ class OpenCatalog:
         return combined
 
     def _remember_belts(self, images: Sequence[np.ndarray], sources: Sequence[str], empty: np.ndarray) -> None:
-        """Keep the keypoints of each camera's empty belt (one frame in BELT_EVERY that the head takes for a
-        background label with BELT_SCORE): in a second look they count for no product, however like a product's
-        references the belt is."""
+        """Keep each camera's empty belt (one frame in BELT_EVERY that the head takes for a background label with
+        BELT_SCORE): in a second look its keypoints count for no product, however like a product's references the
+        belt is, and the colours of a product are those of the pixels that differ from it."""
         for row in np.flatnonzero(empty):
-            seen, rows = self._belts.get(sources[row], (BELT_EVERY, None))
+            seen, belt = self._belts.get(sources[row], (BELT_EVERY, None))
             if seen >= BELT_EVERY:
-                self._belts[sources[row]] = (1, keypoints_of(images[row]))
+                self._belts[sources[row]] = (1, EmptyBelt(keypoints_of(images[row]), shrunk(images[row])))
             else:
-                self._belts[sources[row]] = (seen + 1, rows)
+                self._belts[sources[row]] = (seen + 1, belt)
 
     def _look_again(self, combined: np.ndarray, ranking: np.ndarray, images: Sequence[np.ndarray],
                     sources: Sequence[str]) -> np.ndarray:
@@ -200,7 +203,8 @@ candidates follow it in `ranking` with none. Newest
         return looked
 
     def _belt_of(self, source: str) -> Optional[Keypoints]:
-        return self._belts.get(source, (0, None))[1]
+        belt = self._belts.get(source, (0, None))[1]
+        return None if belt is None else belt.keypoints
 
     def _shows_background(self, head: np.ndarray, score: float) -> np.ndarray:
         if not self._background:

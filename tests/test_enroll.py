@@ -37,7 +37,7 @@ def test_photos_enroll_a_product_that_model_info_then_lists(bundle, tmp_path):
     gallery = load_gallery(gallery_path_for(bundle))
     assert gallery.labels == ("oat milk",) and 5 <= gallery.entries[0].views <= 30
     info = json.loads(run_cli("model", "info", str(bundle)).stdout)
-    assert [p["label"] for p in info["gallery"]["products"]] == ["oat milk"]
+    assert [(p["label"], p["colours"]) for p in info["gallery"]["products"]] == [("oat milk", True)]
     assert info["features"]["dim"] == 512 and info["features"]["calibrated"] and info["features"]["keypoints"] > 0
 
 
@@ -47,6 +47,7 @@ def test_a_product_held_in_front_of_a_camera_is_enrolled(bundle):
     assert "recording 2 s" in done.stderr
     entry = load_gallery(gallery_path_for(bundle)).entries[0]
     assert entry.source == "camera:synthetic:hold" and entry.views >= 5
+    assert not entry.summary()["colours"]  # a recording's frames share its belt and hand: no colours of its own
 
 
 def _catalog_photos(folder, label_index, count=30, seed=7):
