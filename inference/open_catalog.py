@@ -104,7 +104,8 @@ class OpenCatalog:
         (and the camera of each, `sources`), frames split between known products get a second look."""
         similarity = self.label_similarity(features)
         head = _softmax(logits.float().numpy())
-        combined = self._combine(head, similarity).copy()
+        belt_share = self._belt_share(head)
+        combined = self._combine(head, belt_share, similarity).copy()
         ranking = combined.copy()
         looked = np.zeros(len(combined), bool)
         checked = Confirmed(looked, looked)
@@ -113,12 +114,11 @@ class OpenCatalog:
             self._remember_belts(images, sources, self._shows_background(head, BELT_SCORE))
             looked = self._look_again(combined, ranking, images, sources)
             checked = self._confirmation.check(ranking, combined, looked, images, sources,
-                                               lambda source: self._belts.get(source, (0, None))[1],
-                                               CONFIRM_LOOKS_PER_BATCH)
+                                               self._empty_belt, CONFIRM_LOOKS_PER_BATCH)
             combined[checked.demoted] *= min(UNCONFIRMED_SCALE, 0.9 * self.split_below)
         best = np.argsort(-ranking, axis=1)[:, :k]
         unknown = self.unknown_scores(similarity.max(axis=1))
-        unknown[self._belt_share(head) >= BELT_SHARE_NOT_UNKNOWN] = 0.0  # a hand on the belt, not an item
+        unknown[belt_share >= BELT_SHARE_NOT_UNKNOWN] = 0.0  # a hand on the belt, not an item
         unknown[checked.unknown] = 1.0
         trained = len(self.head_labels)
         return [Recognition(tuple(Prediction(self.labels[i], int(i), float(row[i]), "head" if i < trained else "gallery")
@@ -134,7 +134,7 @@ class OpenCatalog:
         similarity.scatter_reduce_(1, self._owners.expand(len(units), -1), per_prototype, "amax", include_self=True)
         return similarity.numpy()
 
-    def _combine(self, head: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+    def _combine(self, head: np.ndarray, belt_share: np.ndarray, similarity: np.ndarray) -> np.ndarray:
         trained = len(self.head_labels)
         if not self.gallery.entries:
             return head
@@ -143,13 +143,14 @@ class OpenCatalog:
         share = np.exp(z)
         share /= share.sum(axis=1, keepdims=True)
         trained_share = share[:, :trained].sum(axis=1, keepdims=True)
-        return self._belt_keeps_its_share(head, np.concatenate([head * trained_share, share[:, trained:]], axis=1))
+        combined = np.concatenate([head * trained_share, share[:, trained:]], axis=1)
+        return self._belt_keeps_its_share(head, belt_share, combined)
 
-    def _belt_keeps_its_share(self, head: np.ndarray, combined: np.ndarray) -> np.ndarray:
+    def _belt_keeps_its_share(self, head: np.ndarray, belt_share: np.ndarray, combined: np.ndarray) -> np.ndarray:
         """Where the head gives the background labels together at least BELT_KEEPS_FROM, they keep at least the
         head's probability: an enrolled product's likeness does not turn the belt (or a hand over it) into that
         product. The other labels shrink in proportion."""
-        rows = self._belt_share(head) >= BELT_KEEPS_FROM
+        rows = belt_share >= BELT_KEEPS_FROM
         if not rows.any():
             return combined
         belt = combined[np.ix_(rows, self._background)]
@@ -202,8 +203,11 @@ candidates follow it in `ranking` with none. Newest
                 looked[row] = True
         return looked
 
+    def _empty_belt(self, source: str) -> Optional[EmptyBelt]:
+        return self._belts.get(source, (0, None))[1]
+
     def _belt_of(self, source: str) -> Optional[Keypoints]:
-        belt = self._belts.get(source, (0, None))[1]
+        belt = self._empty_belt(source)
         return None if belt is None else belt.keypoints
 
     def _shows_background(self, head: np.ndarray, score: float) -> np.ndarray:
