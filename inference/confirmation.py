@@ -67,27 +67,37 @@ class Confirmation:
         self._tracks: dict[str, _Track] = {}
 
     def check(self, ranking: np.ndarray, combined: np.ndarray, skip: np.ndarray, images: Sequence[np.ndarray],
-              sources: Sequence[str], belt_of: Callable[[str], Optional[EmptyBelt]], looks: int) -> Confirmed:
-        """Rows in time order. `skip`: rows the second look already decided; `looks`: at most this many looks."""
+              sources: Sequence[str], belt_of: Callable[[str], Optional[EmptyBelt]], looks: int,
+              doubted: Optional[np.ndarray] = None) -> Confirmed:
+        """Rows in time order. `skip`: rows the second look already decided; `looks`: at most this many looks;
+        `doubted`: per row, the label a second look at the split frame found too little of (-1: none), which counts
+        as a frame that does not confirm that label (unless the camera's label was confirmed already)."""
         top = ranking.argmax(axis=1)
         confident = (combined[np.arange(len(top)), top] >= self._confident) & ~skip
         verdicts = self._verdicts(top, confident, images, sources, belt_of, looks)
+        doubted = np.full(len(top), -1) if doubted is None else doubted
         demoted, unknown = np.zeros(len(top), bool), np.zeros(len(top), bool)
-        for row, (label, source) in enumerate(zip(top, sources)):
-            if not confident[row]:
+        for row, source in enumerate(sources):
+            if not confident[row] and doubted[row] < 0:
                 continue
-            track = self._tracks.get(source)
-            if track is None or label != track.label:
-                self._tracks[source] = track = _Track(int(label))
-            if int(label) in self._background:
+            label = int(top[row]) if doubted[row] < 0 else int(doubted[row])
+            track = self._track(source, label)
+            if label in self._background:
                 continue
-            verdict = verdicts.get((source, int(label)))
+            verdict = verdicts.get((source, label)) if doubted[row] < 0 else (None if track.confirmed else False)
             if verdict is not False:
                 track.confirmed = track.confirmed or bool(verdict)
                 continue
             track.failed += 1
             demoted[row], unknown[row] = True, track.failed > UNCONFIRMED_FRAMES
         return Confirmed(demoted, unknown)
+
+    def _track(self, source: str, label: int) -> _Track:
+        """The camera's track, a new one when its label changes."""
+        track = self._tracks.get(source)
+        if track is None or label != track.label:
+            self._tracks[source] = track = _Track(label)
+        return track
 
     def _verdicts(self, top: np.ndarray, confident: np.ndarray, images: Sequence[np.ndarray], sources: Sequence[str],
                   belt_of: Callable[[str], Optional[EmptyBelt]], looks: int) -> dict[tuple[str, int], Optional[bool]]:

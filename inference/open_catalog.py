@@ -11,8 +11,14 @@ head's, except that a frame split between a few known products, given with its p
 
 `unknown_score` is the share of known validation pictures that were more similar to their nearest prototype
 than this frame is to any: 0.5 is a typical known picture, 0.99 is further from every known product than 99%
-of them. It is 0 when the head gives the background labels together at least BELT_SHARE_NOT_UNKNOWN (an empty
-lane, a hand passing over or resting on it): nothing in view is not an unknown item.
+of them. The head and the picture's checks adjust it:
+- where the head gives the background labels together at least BELT_SHARE_NOT_UNKNOWN (an empty lane, a hand
+  passing over or resting on it, or a product the colour of the belt) the score is scaled to at most
+  LIKE_KNOWN_UP_TO (and below the threshold): such a frame is never flagged by itself, but a far one still ranks
+  above a near one;
+- a frame whose picture does not confirm its confident label (confirmation.py), or a split frame that looks like
+  known products (score at most LIKE_KNOWN_UP_TO) whose second look shows too little of them, scores at least just
+  below the threshold (its scores are lowered, so it counts towards no event), and 1 once the item is unknown.
 """
 
 from __future__ import annotations
@@ -27,10 +33,18 @@ from inference.colour_look import ColourLook, shrunk
 from inference.confirmation import UNCONFIRMED_SCALE, Confirmation, Confirmed, EmptyBelt
 from inference.feature_stats import CALIBRATION_QUANTILES, FeatureStats
 from inference.gallery import Gallery
-from inference.second_look import Keypoints, SecondLook, keypoints_of
+from inference.second_look import Keypoints, SecondLook, Verdict, keypoints_of
 from inference.topk import Prediction
 
 DEFAULT_TEMPERATURE = 20.0
+DEFAULT_UNKNOWN_THRESHOLD = 0.98
+"""model.unknown_threshold's default: the unknown_score from which a result is flagged unknown."""
+BELOW_THRESHOLD = 0.01
+"""The highest score of a frame that the rules keep from the flag is this much below the unknown threshold."""
+LIKE_KNOWN_UP_TO = 0.9
+"""A frame split between known products whose unknown_score is at most this looks like them: the events make it a
+pick (ambiguous). A frame on the belt (BELT_SHARE_NOT_UNKNOWN) is scaled to at most this, so it stays a pick as when
+its score was 0: a bag the colour of the belt, split between known products."""
 DEFAULT_SPLIT_BELOW = 0.5
 """A frame whose best label has less than this (events.min_score) is split; see second_look."""
 SPLIT_CANDIDATES = 3
@@ -43,8 +57,9 @@ LOOKS_PER_BATCH = 16
 CONFIRM_LOOKS_PER_BATCH = 4
 """At most this many looks per batch confirming confident labels (one per camera showing an unconfirmed label)."""
 BELT_SHARE_NOT_UNKNOWN = 0.25
-"""The head's probability of the background labels together from which a frame is not an unknown item: a hand
-resting on the empty belt leaves it much of the belt (0.3-0.6), an unknown product rarely (median 0.02)."""
+"""The head's probability of the background labels together from which a frame is not flagged an unknown item: a
+hand resting on the empty belt leaves it much of the belt (0.3-0.6), an unknown product rarely (median 0.02; a bag
+the colour of the belt 0.40, whose score is therefore scaled rather than zeroed: 0 cost 0.04 of AUROC, 2026-12-07)."""
 
 BELT_KEEPS_FROM = 0.5
 """The head's probability of the background labels together from which the combination leaves them at least as
@@ -68,11 +83,13 @@ class Recognition:
 
 class OpenCatalog:
     """The trained labels (with their feature statistics) and the gallery of one model; `background_labels`:
-    trained labels that mean "no product" (e.g. events.ignore_labels), never an unknown item."""
+    trained labels that mean "no product" (e.g. events.ignore_labels), never an unknown item; `unknown_threshold`:
+    model.unknown_threshold, which the rules above keep frames below."""
 
     def __init__(self, head_labels: Sequence[str], stats: FeatureStats, gallery: Gallery,
                  temperature: float = DEFAULT_TEMPERATURE, background_labels: Sequence[str] = (),
-                 split_below: float = DEFAULT_SPLIT_BELOW) -> None:
+                 split_below: float = DEFAULT_SPLIT_BELOW, unknown_threshold: float = DEFAULT_UNKNOWN_THRESHOLD
+                 ) -> None:
         self.head_labels = tuple(head_labels)
         self._background = [i for i, label in enumerate(self.head_labels) if label in set(background_labels)]
         self.stats, self.gallery, self.temperature = stats, gallery, temperature
@@ -87,6 +104,8 @@ class OpenCatalog:
         self.second_look = SecondLook({**stats.keypoints_by_label(self.head_labels), **gallery.keypoints_by_label()},
                                       gallery.recorded_labels())
         self.split_below = split_below
+        self._highest_unflagged = max(0.0, unknown_threshold - BELOW_THRESHOLD)
+        self._belt_scale = min(LIKE_KNOWN_UP_TO, self._highest_unflagged)
         self._belts: dict[str, tuple[int, Optional[EmptyBelt]]] = {}
         """Per camera: frames of its empty belt seen since the last one looked at, and that one."""
         self._confirmation = Confirmation(self.second_look, ColourLook(gallery.colours_by_label()), self.labels,
@@ -103,27 +122,37 @@ class OpenCatalog:
         """For each row, the k best labels over head and gallery, and the unknown score. With the rows' `images`
         (and the camera of each, `sources`), frames split between known products get a second look."""
         similarity = self.label_similarity(features)
+        unknown = self.unknown_scores(similarity.max(axis=1))
         head = _softmax(logits.float().numpy())
         belt_share = self._belt_share(head)
         combined = self._combine(head, belt_share, similarity).copy()
         ranking = combined.copy()
-        looked = np.zeros(len(combined), bool)
-        checked = Confirmed(looked, looked)
-        if images is not None and (self.second_look.labels or self._confirmation.colours.labels):
-            sources = sources or [""] * len(combined)
-            self._remember_belts(images, sources, self._shows_background(head, BELT_SCORE))
-            looked = self._look_again(combined, ranking, images, sources)
-            checked = self._confirmation.check(ranking, combined, looked, images, sources,
-                                               self._empty_belt, CONFIRM_LOOKS_PER_BATCH)
-            combined[checked.demoted] *= min(UNCONFIRMED_SCALE, 0.9 * self.split_below)
+        looked, checked = self._check_pictures(head, combined, ranking, unknown, images, sources)
         best = np.argsort(-ranking, axis=1)[:, :k]
-        unknown = self.unknown_scores(similarity.max(axis=1))
-        unknown[belt_share >= BELT_SHARE_NOT_UNKNOWN] = 0.0  # a hand on the belt, not an item
+        unknown[belt_share >= BELT_SHARE_NOT_UNKNOWN] *= self._belt_scale
+        unknown[checked.demoted] = np.maximum(unknown[checked.demoted], self._highest_unflagged)
         unknown[checked.unknown] = 1.0
         trained = len(self.head_labels)
         return [Recognition(tuple(Prediction(self.labels[i], int(i), float(row[i]), "head" if i < trained else "gallery")
                                   for i in order), float(score), bool(decided), bool(demoted))
                 for row, order, score, decided, demoted in zip(combined, best, unknown, looked, checked.demoted)]
+
+    def _check_pictures(self, head: np.ndarray, combined: np.ndarray, ranking: np.ndarray, unknown: np.ndarray,
+                        images: Optional[Sequence[np.ndarray]], sources: Optional[Sequence[str]]
+                        ) -> tuple[np.ndarray, Confirmed]:
+        """Second looks at split rows and confirmations of confident ones (rows not confirmed get lower scores in
+        `combined`); returns the rows the second look decided, and the confirmations."""
+        looked = np.zeros(len(combined), bool)
+        if images is None or not (self.second_look.labels or self._confirmation.colours.labels):
+            return looked, Confirmed(looked, looked)
+        sources = sources or [""] * len(combined)
+        self._remember_belts(images, sources, self._shows_background(head, BELT_SCORE))
+        looked, doubted = self._look_again(combined, ranking, images, sources)
+        doubted[unknown > LIKE_KNOWN_UP_TO] = -1  # a hand over the lane: unlike every product, no pick either
+        checked = self._confirmation.check(ranking, combined, looked, images, sources, self._empty_belt,
+                                           CONFIRM_LOOKS_PER_BATCH, doubted)
+        combined[checked.demoted] *= min(UNCONFIRMED_SCALE, 0.9 * self.split_below)
+        return looked, checked
 
     def label_similarity(self, features: torch.Tensor) -> np.ndarray:
         """(N, labels) each label's best cosine similarity to the frame (-1 for a label without prototypes)."""
@@ -174,14 +203,14 @@ class OpenCatalog:
                 self._belts[sources[row]] = (seen + 1, belt)
 
     def _look_again(self, combined: np.ndarray, ranking: np.ndarray, images: Sequence[np.ndarray],
-                    sources: Sequence[str]) -> np.ndarray:
+                    sources: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Split rows (top-1 below `split_below`, the top SPLIT_CANDIDATES together at or above it, none a
         background label) whose picture the second look decides: the winner takes the candidates' shares, the other
-candidates follow it in `ranking` with none. Newest
-        rows first, at most LOOKS_PER_BATCH looks; a decision holds for the older rows of the same camera and
-        candidates. Returns which rows it decided."""
-        decided: dict[tuple, int] = {}
-        looked = np.zeros(len(combined), bool)
+        candidates follow it in `ranking` with none. Newest rows first, at most LOOKS_PER_BATCH looks; a verdict
+        holds for the older rows of the same camera and candidates. Returns which rows it decided, and per row the
+        label the look found too little of (-1: none): another product on that label's design."""
+        verdicts: dict[tuple, Verdict] = {}
+        looked, doubted = np.zeros(len(combined), bool), np.full(len(combined), -1)
         looks = 0
         for row in reversed(range(len(combined))):
             top = np.argsort(-combined[row])[:SPLIT_CANDIDATES]
@@ -189,19 +218,22 @@ candidates follow it in `ranking` with none. Newest
             if not shares[0] < self.split_below <= shares.sum() or any(i in self._background for i in top):
                 continue
             key = (sources[row], tuple(int(i) for i in top))
-            if key not in decided and looks < LOOKS_PER_BATCH:
+            verdict = verdicts.get(key)
+            if verdict is None and looks < LOOKS_PER_BATCH:
                 looks += 1
-                candidates = [self.labels[i] for i in top]
-                verdict = self.second_look.decide(images[row], candidates, self._belt_of(sources[row]))
-                if verdict is not None:
-                    decided[key] = verdict
-            if key in decided:
+                verdict = self.second_look.look(images[row], [self.labels[i] for i in top], self._belt_of(sources[row]))
+                if verdict.winner is not None or verdict.short_of is not None:
+                    verdicts[key] = verdict
+            verdict = verdict or Verdict()
+            if verdict.short_of is not None:
+                doubted[row] = top[verdict.short_of]
+            if verdict.winner is not None:
                 combined[row, top] = 0.0
-                combined[row, top[decided[key]]] = shares.sum()
+                combined[row, top[verdict.winner]] = shares.sum()
                 ranking[row, top] = 2.0 + shares
-                ranking[row, top[decided[key]]] = 4.0
+                ranking[row, top[verdict.winner]] = 4.0
                 looked[row] = True
-        return looked
+        return looked, doubted
 
     def _empty_belt(self, source: str) -> Optional[EmptyBelt]:
         return self._belts.get(source, (0, None))[1]

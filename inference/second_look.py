@@ -10,7 +10,8 @@ candidate's references is not much farther (the shared design of look-alikes) co
 tells its package apart even when the rest of the package is the same. A name's letters agree with the
 reference's only in the right order and place, so letters shared with a look-alike's name (N and A in NAPIX and
 NADEO) do not count for it. The candidate whose best reference picture has at least MIN_INLIERS distinctive
-inliers and MARGIN times the runner-up's wins; otherwise the look abstains and the frame stays split. It runs on
+inliers and MARGIN times the runner-up's wins; otherwise the look abstains and the frame stays split (unless the
+picture shows too little of its candidates: see Verdict). It runs on
 split frames (about 55 ms each on 2 cores), and, to confirm a confident label (confirmation.py), on one frame per
 batch and camera until the label is confirmed.
 """
@@ -67,6 +68,17 @@ at rest)."""
 CONFIRM_SHARE = 0.75
 """A frame confirms its label when its inliers reach this share of the label's own level (2026-12-07, the demo's
 second product set: genuine products at rest 0.86 or more, never-enrolled products taken for a label 0.12-0.61)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A look at a frame split between candidates: the index of the one it shows (`winner`), or none; `short_of`:
+    the index of a candidate the picture shows too little of, as a label that is not confirmed (another product):
+    the winner of the distinctive keypoints (another name on its design), or the first candidate when none wins and
+    the picture shows too little of every one, all of which can be confirmed (another can on the design of two)."""
+
+    winner: Optional[int] = None
+    short_of: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -276,16 +288,30 @@ class SecondLook:
         return bool(self.inliers(image, [label], belt)[0] >= CONFIRM_SHARE * self.own_level(label))
 
     def decide(self, image: np.ndarray, candidates: Sequence[str], belt: Optional[Keypoints] = None) -> Optional[int]:
-        """The index in `candidates` of the product the picture shows, or None when the look cannot tell (a
-        candidate without references, candidates it does not tell apart, or too little evidence). A winner the
-        look can confirm must also show CONFIRM_SHARE of its own level: a never-enrolled package with its design
-        and another name has the winner's distinctive keypoints, not all of them. `belt`: see inliers."""
+        """The index in `candidates` of the product the picture shows, or None when the look cannot tell."""
+        return self.look(image, candidates, belt).winner
+
+    def look(self, image: np.ndarray, candidates: Sequence[str], belt: Optional[Keypoints] = None) -> Verdict:
+        """Which of `candidates` the picture shows; no winner when the look cannot tell (a candidate without
+        references, candidates it does not tell apart, or too little evidence). A winner the look can confirm must
+        also show CONFIRM_SHARE of its own level: a never-enrolled package with its design and another name has the
+        winner's distinctive keypoints, not all of them (the verdict's `short_of`); without a winner, a picture
+        that shows under CONFIRM_SHARE of every candidate's level (all confirmable) is short of the first. `belt`:
+        see inliers."""
         if len(candidates) < 2 or not self.covers(candidates) or not self.tells_apart(candidates):
-            return None
+            return Verdict()
         query = off_belt(keypoints_of(image), belt)
         counts, matched = self._distinct(query, candidates, {})
         verdict = self._verdict(counts)
-        if verdict is None or not self.can_confirm(candidates[verdict]):
-            return verdict
+        if verdict is None:
+            return Verdict(short_of=0) if self._none_shown(query, candidates, matched) else Verdict()
+        if not self.can_confirm(candidates[verdict]):
+            return Verdict(verdict)
         shown = _best_fit(query, matched[candidates[verdict]])
-        return verdict if shown >= CONFIRM_SHARE * self.own_level(candidates[verdict]) else None
+        return Verdict(verdict) if shown >= CONFIRM_SHARE * self.own_level(candidates[verdict]) else Verdict(
+            short_of=verdict)
+
+    def _none_shown(self, query: Keypoints, candidates: Sequence[str], matched: dict[str, list[_Matched]]) -> bool:
+        """Whether every candidate can be confirmed and the picture shows too little of each."""
+        return all(self.can_confirm(label) and _best_fit(query, matched[label]) < CONFIRM_SHARE * self.own_level(label)
+                   for label in candidates)

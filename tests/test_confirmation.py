@@ -15,8 +15,8 @@ from config.schema import EventsConfig
 from inference.confirmation import UNCONFIRMED_FRAMES, UNCONFIRMED_SCALE
 from inference.feature_stats import FeatureStats, quantiles
 from inference.gallery import Gallery, new_entry, normalized
-from inference.open_catalog import OpenCatalog
-from inference.second_look import REFERENCE_WIDTH, SecondLook, reference_descriptors
+from inference.open_catalog import DEFAULT_UNKNOWN_THRESHOLD, OpenCatalog
+from inference.second_look import REFERENCE_WIDTH, SecondLook, Verdict, reference_descriptors
 from stream.pipeline.events import EventTracker
 from stream.pipeline.result import EventKind, Result
 
@@ -24,11 +24,13 @@ CORN = next(p for p in PRODUCTS if p.label == "corn flakes")
 MIKAPIX = replace(CORN, label="mikapix box", text="MIKAPIX")
 """Corn flakes' box with another name: a never-enrolled product the features take for corn flakes."""
 PLAIN = replace(CORN, label="plain box", text="", accent=CORN.body)
+COLA = next(p for p in PRODUCTS if p.label == "cola can")
 
 
 @pytest.fixture(scope="module")
 def references():
-    return {p.label: reference_descriptors(render_product(p, i, 20, 41, RENDER_SIZE)) for i, p in enumerate((CORN, PLAIN))}
+    return {p.label: reference_descriptors(render_product(p, i, 20, 41, RENDER_SIZE))
+            for i, p in enumerate((CORN, PLAIN, COLA))}
 
 
 def _at_rest(product, seed):
@@ -106,6 +108,8 @@ def test_another_name_on_the_design_loses_its_confidence_then_is_unknown(referen
     assert all(r.unconfirmed and r.ranked[0].label == "corn flakes" for r in found)
     assert found[0].ranked[0].score == pytest.approx(UNCONFIRMED_SCALE, abs=1e-3)
     assert [r.unknown_score == 1.0 for r in found] == [False] * UNCONFIRMED_FRAMES + [True] * (40 - UNCONFIRMED_FRAMES)
+    waiting = [r.unknown_score for r in found[:UNCONFIRMED_FRAMES]]  # as unknown as can be without the flag
+    assert waiting == pytest.approx([DEFAULT_UNKNOWN_THRESHOLD - 0.01] * UNCONFIRMED_FRAMES)
     assert catalog.second_look.looks == 10  # one per batch while it is not confirmed
 
 
@@ -149,3 +153,34 @@ def test_products_enrolled_from_a_camera_recording_are_not_confirmed(references,
     found = catalog.recognize(torch.tensor([[-6.0, 0.0]]), torch.tensor([[0.0, 1.0, 0.0, 0.0]]), 2,
                               [_at_rest(MIKAPIX, 12)], ["lane"])[0]
     assert found.ranked[0].label == "flakes" and found.unconfirmed is doubted
+
+
+def test_a_split_frame_showing_too_little_of_the_winner_counts_against_it_then_is_unknown(references):
+    """MIKAPIX split between corn flakes and the plain box: corn flakes' distinctive keypoints win, but the picture
+    shows too little of corn flakes. It counts as a frame that does not confirm corn flakes: no pick list while it
+    waits, then unknown. Genuine corn flakes split the same way are decided as corn flakes."""
+    look = SecondLook(references)
+    candidates = ["corn flakes", "plain box", "cola can"]
+    assert look.look(_at_rest(MIKAPIX, 12), candidates).short_of == 0
+    assert look.look(_at_rest(CORN, 12), candidates) == Verdict(winner=0)
+    milk = _at_rest(next(p for p in PRODUCTS if p.label == "milk carton"), 12)
+    assert look.look(milk, ["corn flakes", "cola can"]) == Verdict(short_of=0)  # shows neither of them
+    assert look.look(milk, ["corn flakes", "plain box"]) == Verdict()  # the plain box's pictures cannot say
+    stats = FeatureStats(np.zeros(4, np.float32), np.eye(4, dtype=np.float32), np.arange(4),
+                         quantiles(np.linspace(0.5, 1.0, 50)))
+    stats = stats.with_keypoints([np.zeros((0, REFERENCE_WIDTH), np.uint8), references["corn flakes"],
+                                  references["plain box"], references["cola can"]])
+    split = torch.tensor([[-6.0, 0.3, 0.0, -2.0]] * 4), torch.tensor([[0.0, 1.0, 0.0, 0.0]] * 4)  # 53% / 40% / 7%
+    for picture, doubted in ((MIKAPIX, True), (CORN, False)):
+        catalog = OpenCatalog(("empty", "corn flakes", "plain box", "cola can"), stats, Gallery("m", 4),
+                              background_labels=("empty",), split_below=0.8)
+        found = []
+        for _ in range(6):
+            found += catalog.recognize(*split, 3, [_at_rest(picture, 12)] * 4, ["lane"] * 4)
+        assert all(r.unconfirmed == doubted and r.second_look != doubted for r in found)
+        assert all(sum(p.score for p in r.ranked) < 0.5 for r in found) == doubted
+        unknown_after = UNCONFIRMED_FRAMES if doubted else len(found)
+        assert [r.unknown_score == 1.0 for r in found] == [i >= unknown_after for i in range(len(found))]
+    unlike_all = split[0], -torch.ones(4, 4)  # a hand over the lane: its own score says it, the look adds nothing
+    hand = catalog.recognize(*unlike_all, 3, [_at_rest(MIKAPIX, 12)] * 4, ["hand"] * 4)
+    assert not any(r.unconfirmed for r in hand) and all(r.ranked[0].score > 0.5 for r in hand)

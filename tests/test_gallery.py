@@ -18,7 +18,7 @@ from inference.gallery import (
     prototypes_of,
     save_gallery,
 )
-from inference.open_catalog import OpenCatalog
+from inference.open_catalog import DEFAULT_UNKNOWN_THRESHOLD, LIKE_KNOWN_UP_TO, OpenCatalog
 
 DIM = 8
 
@@ -139,20 +139,35 @@ def test_a_frame_the_head_takes_for_the_empty_lane_is_never_an_unknown_item():
     aware = OpenCatalog(("cola", "water"), stats, _gallery("oat milk"), background_labels=("water", "empty"))
     empty_lane, product = aware.recognize(logits, features, 1)
     assert [r.unknown_score for r in plain] == [1.0, 1.0]
-    assert empty_lane.unknown_score == 0.0 and product.unknown_score == 1.0
+    assert empty_lane.unknown_score < DEFAULT_UNKNOWN_THRESHOLD and product.unknown_score == 1.0
     unsure = aware.recognize(torch.tensor([[0.0, 0.01]]), features[:1], 1)[0]  # water at 50.2%: still background
-    assert unsure.unknown_score == 0.0
+    assert unsure.unknown_score < DEFAULT_UNKNOWN_THRESHOLD
 
 
-@pytest.mark.parametrize("cola_logit, unknown", [(0.85, 0.0), (1.39, 1.0)])
+@pytest.mark.parametrize("cola_logit, flagged", [(0.85, False), (1.39, True)])
 def test_a_hand_resting_on_the_empty_lane_leaves_the_belt_enough_of_the_head_to_stay_no_unknown_item(cola_logit,
-                                                                                                       unknown):
+                                                                                                       flagged):
     """Cola ranks first, but the belt keeps 30% (a hand resting on it): not unknown; at 20% the frame is unknown."""
     far = normalized(np.ones((1, DIM)) - 2 * np.eye(DIM)[[0]] - 2 * np.eye(DIM)[[1]] - 2 * np.eye(DIM)[[4]])
     stats = _catalog(Gallery("model-1234", DIM)).stats
     aware = OpenCatalog(("cola", "water"), stats, _gallery("oat milk"), background_labels=("water",))
     found = aware.recognize(torch.tensor([[cola_logit, 0.0]]), torch.from_numpy(far.astype(np.float32)), 1)[0]
-    assert found.unknown_score == unknown
+    assert (found.unknown_score >= DEFAULT_UNKNOWN_THRESHOLD) == flagged and found.unknown_score >= 0.9
+
+
+@pytest.mark.parametrize("threshold", [0.6, 0.98])
+def test_a_frame_on_the_belt_keeps_how_far_it_is_below_the_threshold(threshold):
+    """A product the colour of the belt leaves the belt 0.40 of the head: never flagged by that frame alone (and
+    still a pick when split between known products), but further from every known product than a known picture on
+    the belt, so it still ranks as more unknown."""
+    near_and_far = normalized(np.stack([np.eye(DIM)[0] + 0.1 * np.eye(DIM)[3], np.ones(DIM) - 2 * np.eye(DIM)[1]]))
+    stats = _catalog(Gallery("model-1234", DIM)).stats
+    aware = OpenCatalog(("cola", "water"), stats, _gallery("oat milk"), background_labels=("water",),
+                        unknown_threshold=threshold)
+    features = torch.from_numpy(near_and_far.astype(np.float32))
+    known, unknown = aware.recognize(torch.tensor([[0.4, 0.0], [0.4, 0.0]]), features, 1)
+    assert known.unknown_score < unknown.unknown_score < threshold
+    assert unknown.unknown_score == pytest.approx(min(LIKE_KNOWN_UP_TO, threshold - 0.01))
 
 
 def test_the_belt_the_head_finds_more_likely_than_not_keeps_its_share_however_like_an_enrolled_product():

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from config.schema import EventsConfig
+from inference.open_catalog import LIKE_KNOWN_UP_TO
 from inference.topk import Prediction
 from stream.pipeline.result import REASON_AMBIGUOUS, REASON_UNKNOWN, EventKind, ItemEvent, Result
 
 UNKNOWN_INDEX = -1
 PICK_LIST = 3
 NO_RUN = -2
-AMBIGUOUS_MAX_UNKNOWN = 0.9
+AMBIGUOUS_MAX_UNKNOWN = LIKE_KNOWN_UP_TO
 """A frame split between known products counts as ambiguous only while its unknown_score is at most this: it looks
 like known products (a hand over the lane, unlike all of them, never does)."""
 

@@ -17,6 +17,7 @@ from capture.queue import FrameQueueSet
 from config.schema import BatchingConfig
 from inference.features import predict_with_features
 from inference.model import Classifier, takes_rgb_uint8
+from inference.open_catalog import DEFAULT_UNKNOWN_THRESHOLD
 from inference.preprocess import BatchPreprocessor
 from inference.topk import top_k
 from stream.pipeline.model_slot import ModelSlot
@@ -177,7 +178,7 @@ class InferenceWorker(threading.Thread):
         uploads: Optional[UploadChannel] = None,
         skip: Optional[ChangeDetector] = None,
         lanes: int = 1,
-        unknown_threshold: float = 0.98,
+        unknown_threshold: float = DEFAULT_UNKNOWN_THRESHOLD,
     ) -> None:
         super().__init__(name="inference", daemon=True)
         self.model = model if isinstance(model, ModelSlot) else ModelSlot(model)

@@ -15,7 +15,7 @@ from inference.bundle import load_bundle
 from inference.errors import ModelError
 from inference.feature_stats import FeatureStats
 from inference.gallery import Gallery, gallery_path_for, load_gallery
-from inference.open_catalog import DEFAULT_SPLIT_BELOW, OpenCatalog
+from inference.open_catalog import DEFAULT_SPLIT_BELOW, DEFAULT_UNKNOWN_THRESHOLD, OpenCatalog
 from stream.pipeline.model_slot import ModelSlot
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,10 @@ class GalleryWatcher(threading.Thread):
 
     def __init__(self, slot: ModelSlot, bundle: Path, labels: tuple[str, ...], model_id: str, stats: FeatureStats,
                  stop: threading.Event, interval: float = CHECK_S, background_labels: tuple[str, ...] = (),
-                 split_below: float = DEFAULT_SPLIT_BELOW) -> None:
+                 split_below: float = DEFAULT_SPLIT_BELOW, unknown_threshold: float = DEFAULT_UNKNOWN_THRESHOLD) -> None:
         super().__init__(name="gallery-watch", daemon=True)
         self._background_labels, self._split_below = background_labels, split_below
+        self._unknown_threshold = unknown_threshold
         self._slot, self._path, self._labels, self._model_id = slot, gallery_path_for(bundle), labels, model_id
         self._stats, self._stop_event, self._interval = stats, stop, interval
         self._stamp: Optional[tuple[int, int]] = None
@@ -45,7 +46,7 @@ class GalleryWatcher(threading.Thread):
         gallery = load_gallery(self._path, self._model_id) if self._stamp else Gallery(self._model_id,
                                                                                         self._stats.feature_dim)
         catalog = OpenCatalog(self._labels, self._stats, gallery, background_labels=self._background_labels,
-                              split_below=self._split_below)
+                              split_below=self._split_below, unknown_threshold=self._unknown_threshold)
         self._slot.set_catalog(catalog)
         return catalog
 
@@ -85,7 +86,8 @@ def gallery_watcher(model: ModelConfig, slot: ModelSlot, stop: threading.Event,
                         "again with `streamrec finetune` to recognize its enrolled products", path)
         return None
     watcher = GalleryWatcher(slot, path, bundle.labels, bundle.model_id, bundle.features, stop,
-                             background_labels=background_labels, split_below=split_below)
+                             background_labels=background_labels, split_below=split_below,
+                             unknown_threshold=model.unknown_threshold)
     catalog = watcher.load_now()
     if catalog.gallery.entries:
         log.info("gallery %s: %d enrolled product(s)", gallery_path_for(path), len(catalog.gallery.entries))

@@ -211,12 +211,12 @@ def evaluate_open_catalog(bundle: Bundle, events: EventsConfig, out: TextIO,
               f"service adds <= 1 s to notice the gallery)\n")
     warned = "; ".join(f"{label!r} like {known!r}" for label, known in enrolled_now.look_alikes) or "none"
     out.write(f"  enrolled with a look-alike warning: {len(enrolled_now.look_alikes)} ({warned})\n")
+    threshold = ModelConfig().unknown_threshold
     catalog = OpenCatalog(bundle.labels, bundle.features, enrolled_now.gallery, background_labels=events.ignore_labels,
-                          split_below=events.min_score)
+                          split_below=events.min_score, unknown_threshold=threshold)
     lane_products = (*PRODUCTS, *enrolled, *unknown)
     scene = LaneScene(seed=EVAL_OPEN_LANE_SEED, products=lane_products)
     frames = _frames_for_rounds(scene, LANE_ROUNDS)
-    threshold = ModelConfig().unknown_threshold
     run = recognize_lane(classifier, catalog, scene, frames, events, threshold)
     groups = {"trained": {p.label for p in PRODUCTS}, "enrolled": {p.label for p in enrolled},
               "unknown": {p.label for p in unknown}}
