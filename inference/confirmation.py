@@ -75,16 +75,16 @@ class Confirmation:
         top = ranking.argmax(axis=1)
         confident = (combined[np.arange(len(top)), top] >= self._confident) & ~skip
         verdicts = self._verdicts(top, confident, images, sources, belt_of, looks)
-        doubted = np.full(len(top), -1) if doubted is None else doubted
+        doubts = np.zeros(len(top), bool) if doubted is None else doubted >= 0
+        shown = np.where(doubts, doubted, top) if doubted is not None else top
         demoted, unknown = np.zeros(len(top), bool), np.zeros(len(top), bool)
-        for row, source in enumerate(sources):
-            if not confident[row] and doubted[row] < 0:
+        for row, (label, source) in enumerate(zip(shown.tolist(), sources)):
+            if not (confident[row] or doubts[row]):
                 continue
-            label = int(top[row]) if doubted[row] < 0 else int(doubted[row])
             track = self._track(source, label)
             if label in self._background:
                 continue
-            verdict = verdicts.get((source, label)) if doubted[row] < 0 else (None if track.confirmed else False)
+            verdict = (None if track.confirmed else False) if doubts[row] else verdicts.get((source, label))
             if verdict is not False:
                 track.confirmed = track.confirmed or bool(verdict)
                 continue

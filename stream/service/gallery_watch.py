@@ -30,8 +30,8 @@ class GalleryWatcher(threading.Thread):
                  stop: threading.Event, interval: float = CHECK_S, background_labels: tuple[str, ...] = (),
                  split_below: float = DEFAULT_SPLIT_BELOW, unknown_threshold: float = DEFAULT_UNKNOWN_THRESHOLD) -> None:
         super().__init__(name="gallery-watch", daemon=True)
-        self._background_labels, self._split_below = background_labels, split_below
-        self._unknown_threshold = unknown_threshold
+        self._catalog_options = {"background_labels": background_labels, "split_below": split_below,
+                                 "unknown_threshold": unknown_threshold}
         self._slot, self._path, self._labels, self._model_id = slot, gallery_path_for(bundle), labels, model_id
         self._stats, self._stop_event, self._interval = stats, stop, interval
         self._stamp: Optional[tuple[int, int]] = None
@@ -45,8 +45,7 @@ class GalleryWatcher(threading.Thread):
         self._stamp = self._current_stamp()
         gallery = load_gallery(self._path, self._model_id) if self._stamp else Gallery(self._model_id,
                                                                                         self._stats.feature_dim)
-        catalog = OpenCatalog(self._labels, self._stats, gallery, background_labels=self._background_labels,
-                              split_below=self._split_below, unknown_threshold=self._unknown_threshold)
+        catalog = OpenCatalog(self._labels, self._stats, gallery, **self._catalog_options)
         self._slot.set_catalog(catalog)
         return catalog
 
